@@ -1,0 +1,1 @@
+"""The imperative shell: providers, state store, SSH/rsync transport, executor, telemetry."""

@@ -1,0 +1,1 @@
+"""Pod providers: the runpodctl command and the RunPod API, behind one protocol."""
