@@ -1,0 +1,279 @@
+"""The RunPod API provider: GraphQL over one HTTP session, the interface RunPod's SDK uses.
+
+GraphQL covers everything the reconciler needs (pods with their SSH ports, create with GPU and
+datacenter, resume, stop, terminate, prices and stock), so one protocol serves all calls; REST v1
+was retired by RunPod on 2026-11-15 and REST v2 adds nothing here that GraphQL lacks.
+
+Retries: reads and idempotent mutations (stop, terminate, resume) are retried with exponential
+backoff on 429, 5xx and timeouts (tenacity). A create is never retried here: RunPod can answer
+5xx after the pod exists and bills, so the executor looks for the attempt's pod name first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from reconciler.desired import PodRequest
+from reconciler.observed import Catalog, CloudType, ObservedPod
+from runtime.errors import (
+    CapacityError,
+    HostFullError,
+    PodNotFoundError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderProtocolError,
+    ProviderUnavailableError,
+)
+from runtime.providers import graphql as gql
+
+DEFAULT_GRAPHQL_URL = "https://api.runpod.io/graphql"
+_CAPACITY = re.compile(
+    r"no longer any instances available|no instances available|does not have the resources",
+    re.IGNORECASE,
+)
+_HOST_FULL = re.compile(r"not enough free GPUs on the host", re.IGNORECASE)
+_NOT_FOUND = re.compile(r"pod not found|could not find pod|no pod with", re.IGNORECASE)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Where and how to reach RunPod. `repr` hides the key so it never reaches a log."""
+
+    graphql_url: str
+    api_key: str
+    connect_timeout_sec: float = 5.0
+    read_timeout_sec: float = 30.0
+    attempts: int = 5
+    backoff_max_sec: float = 8.0
+
+    def __repr__(self) -> str:
+        return f"ApiSettings(graphql_url={self.graphql_url!r}, api_key=<redacted>)"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ApiSettings:
+        """Read the variables RunPod's own clients read: RUNPOD_GRAPHQL_URL, else
+        RUNPOD_API_BASE_URL + /graphql (runpod-python), and RUNPOD_API_KEY."""
+        key = env.get("RUNPOD_API_KEY", "")
+        if not key:
+            raise ProviderAuthError(
+                "RUNPOD_API_KEY is not set; create a key at "
+                "https://www.runpod.io/console/user/settings and export it",
+                provider="api",
+            )
+        url = env.get("RUNPOD_GRAPHQL_URL") or (
+            env["RUNPOD_API_BASE_URL"].rstrip("/") + "/graphql"
+            if env.get("RUNPOD_API_BASE_URL")
+            else DEFAULT_GRAPHQL_URL
+        )
+        return cls(graphql_url=url, api_key=key)
+
+
+class _Transient(Exception):
+    """A failure worth another try (429, 5xx, timeout, connection reset)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ApiProvider:
+    """PodProvider over RunPod's GraphQL API (see `runtime.providers.protocol` for the contract)."""
+
+    name = "api"
+
+    def __init__(self, settings: ApiSettings, *, session: requests.Session | None = None) -> None:
+        self._settings = settings
+        self._session = session or requests.Session()
+        self._session.headers.update(
+            {
+                "Authorization": f"Bearer {settings.api_key}",
+                "Content-Type": "application/json",
+                "User-Agent": "runpod-deploy",
+            }
+        )
+        self.calls = 0
+        """Requests sent, retries included: the benchmarks count round trips with it."""
+
+    # -- PodProvider ------------------------------------------------------------------------
+
+    def list_pods(self, *, name_prefix: str | None = None) -> tuple[ObservedPod, ...]:
+        data = self._query("list_pods", gql.LIST_PODS, {}, retry_transient=True)
+        myself = data.get("myself")
+        if not isinstance(myself, Mapping):
+            raise ProviderProtocolError(
+                "answer has no 'myself' (is the key valid?)",
+                excerpt=json.dumps(data)[:300],
+                provider=self.name,
+                operation="list_pods",
+            )
+        pods = tuple(
+            gql.parse_pod(raw)
+            for raw in myself.get("pods") or ()
+            if isinstance(raw, Mapping) and raw.get("id")
+        )
+        if name_prefix:
+            pods = tuple(pod for pod in pods if pod.name.startswith(name_prefix))
+        return pods
+
+    def get_pod(self, pod_id: str) -> ObservedPod | None:
+        try:
+            data = self._query(
+                "get_pod", gql.GET_POD, {"input": {"podId": pod_id}}, retry_transient=True
+            )
+        except PodNotFoundError:
+            return None
+        raw = data.get("pod")
+        return gql.parse_pod(raw) if isinstance(raw, Mapping) and raw.get("id") else None
+
+    def create_pod(self, request: PodRequest) -> ObservedPod:
+        spot = request.interruptible
+        document = gql.CREATE_SPOT if spot else gql.CREATE_ON_DEMAND
+        field = "podRentInterruptable" if spot else "podFindAndDeployOnDemand"
+        try:
+            data = self._query(
+                "create", document, {"input": gql.create_input(request)}, retry_transient=False
+            )
+        except CapacityError as error:
+            raise CapacityError(
+                str(error),
+                gpu_type_id=request.gpu_type_id,
+                datacenter_id=request.datacenter_id,
+                provider=self.name,
+            ) from None
+        raw = data.get(field)
+        if not isinstance(raw, Mapping) or not raw.get("id"):
+            raise ProviderProtocolError(
+                "create answered without a pod id",
+                excerpt=json.dumps(data)[:300],
+                provider=self.name,
+                operation="create",
+            )
+        return gql.parse_pod(raw)
+
+    def start_pod(self, pod_id: str, *, gpu_count: int) -> ObservedPod:
+        data = self._query(
+            "start",
+            gql.RESUME_POD,
+            {"input": {"podId": pod_id, "gpuCount": gpu_count}},
+            retry_transient=True,
+        )
+        raw = data.get("podResume")
+        if not isinstance(raw, Mapping) or not raw.get("id"):
+            raise ProviderProtocolError(
+                "resume answered without a pod",
+                excerpt=json.dumps(data)[:300],
+                provider=self.name,
+                operation="start",
+            )
+        return gql.parse_pod(raw)
+
+    def stop_pod(self, pod_id: str) -> None:
+        self._query("stop", gql.STOP_POD, {"input": {"podId": pod_id}}, retry_transient=True)
+
+    def terminate_pod(self, pod_id: str) -> None:
+        try:
+            self._query(
+                "terminate", gql.TERMINATE_POD, {"input": {"podId": pod_id}}, retry_transient=True
+            )
+        except PodNotFoundError:
+            return
+
+    def catalog(self, *, cloud_type: CloudType | None = None) -> Catalog:
+        return gql.parse_catalog(self._query("catalog", gql.CATALOG, {}, retry_transient=True))
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def _query(
+        self, operation: str, document: str, variables: Mapping[str, Any], *, retry_transient: bool
+    ) -> Mapping[str, Any]:
+        send: Callable[[], Mapping[str, Any]] = lambda: self._post(operation, document, variables)
+        if retry_transient:
+            send = retry(
+                retry=retry_if_exception_type(_Transient),
+                stop=stop_after_attempt(self._settings.attempts),
+                wait=wait_exponential(multiplier=0.25, max=self._settings.backoff_max_sec),
+                reraise=True,
+            )(send)
+        try:
+            return send()
+        except _Transient as error:
+            raise ProviderUnavailableError(
+                error.message, provider=self.name, operation=operation
+            ) from None
+
+    def _post(
+        self, operation: str, document: str, variables: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        self.calls += 1
+        try:
+            response = self._session.post(
+                self._settings.graphql_url,
+                json={"query": document, "variables": dict(variables)},
+                timeout=(self._settings.connect_timeout_sec, self._settings.read_timeout_sec),
+            )
+        except (requests.Timeout, requests.ConnectionError) as error:
+            raise _Transient(f"{type(error).__name__} talking to RunPod") from None
+        status = response.status_code
+        if status in (401, 403):
+            raise ProviderAuthError(
+                f"RunPod refused the API key (HTTP {status})", provider=self.name, operation=operation
+            )
+        if status == 429 or status >= 500:
+            raise _Transient(f"HTTP {status}: {response.text[:200]}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise ProviderProtocolError(
+                f"HTTP {status} with a body that is not JSON",
+                excerpt=response.text,
+                provider=self.name,
+                operation=operation,
+            ) from None
+        if not isinstance(body, Mapping):
+            raise ProviderProtocolError(
+                "answer is not a JSON object", excerpt=response.text, provider=self.name, operation=operation
+            )
+        errors = body.get("errors")
+        if errors:
+            message = _first_message(errors)
+            pod_id = str(variables.get("input", {}).get("podId", "")) if isinstance(variables.get("input"), Mapping) else ""
+            raise _business_error(message, provider=self.name, operation=operation, pod_id=pod_id)
+        if status >= 400:
+            raise ProviderError(f"HTTP {status}: {response.text[:200]}", provider=self.name, operation=operation)
+        data = body.get("data")
+        if not isinstance(data, Mapping):
+            raise ProviderProtocolError(
+                "answer has no 'data'", excerpt=response.text, provider=self.name, operation=operation
+            )
+        return data
+
+
+def _first_message(errors: object) -> str:
+    if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
+        return str(errors[0].get("message") or "unknown error")
+    return str(errors)[:300]
+
+
+def _business_error(message: str, *, provider: str, operation: str, pod_id: str) -> ProviderError:
+    """RunPod answers business errors as HTTP 200 with `errors[]`; the message says which."""
+    if _CAPACITY.search(message):
+        return CapacityError(message, provider=provider)
+    if _HOST_FULL.search(message):
+        return HostFullError(message, provider=provider, operation=operation)
+    if _NOT_FOUND.search(message):
+        return PodNotFoundError(pod_id or "(unknown id)", provider=provider, operation=operation)
+    return ProviderError(message, provider=provider, operation=operation)
