@@ -1,0 +1,81 @@
+"""How the executor tells a person what is happening, without printing anything itself.
+
+The executor calls the hooks of a `Reporter`; what they show is the view's business: plain
+timestamped lines (pipes, CI logs), a live rich view on a TTY, or nothing (`--quiet`). Every
+hook has a no-op default, so a view implements only what it shows.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import TextIO
+
+
+class Reporter:
+    """No-op base: subclass and override what you show."""
+
+    def phase_started(self, phase: str, detail: str = "") -> None:
+        """A phase of the apply began (provision, wait_ssh, setup, stage, ..., lifecycle)."""
+
+    def phase_finished(self, phase: str, seconds: float, ok: bool = True) -> None:
+        """The phase ended after `seconds`."""
+
+    def waiting(self, what: str, elapsed_sec: float, detail: str = "") -> None:
+        """A heartbeat while waiting for something outside our control."""
+
+    def log_line(self, line: str) -> None:
+        """One line of the job's log, as it streams in."""
+
+    def cost(self, spent_usd: float, hourly_usd: float | None) -> None:
+        """The running cost of the pod so far."""
+
+    def info(self, message: str) -> None: ...
+
+    def warning(self, message: str) -> None: ...
+
+
+class PlainReporter(Reporter):
+    """Timestamped lines on a stream: what a CI log or a pipe wants."""
+
+    def __init__(self, stream: TextIO | None = None, *, show_log: bool = True) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._show_log = show_log
+        self._lock = threading.Lock()
+
+    def _write(self, text: str) -> None:
+        stamp = datetime.now(UTC).strftime("%H:%M:%S")
+        with self._lock:
+            self._stream.write(f"[{stamp}] {text}\n")
+            self._stream.flush()
+
+    def phase_started(self, phase: str, detail: str = "") -> None:
+        self._write(f"{phase}: started{' - ' + detail if detail else ''}")
+
+    def phase_finished(self, phase: str, seconds: float, ok: bool = True) -> None:
+        self._write(f"{phase}: {'done' if ok else 'FAILED'} in {seconds:.1f}s")
+
+    def waiting(self, what: str, elapsed_sec: float, detail: str = "") -> None:
+        self._write(f"waiting for {what} ({elapsed_sec:.0f}s){' - ' + detail if detail else ''}")
+
+    def log_line(self, line: str) -> None:
+        if self._show_log:
+            self._write(f"| {line}")
+
+    def info(self, message: str) -> None:
+        self._write(message)
+
+    def warning(self, message: str) -> None:
+        self._write(f"warning: {message}")
+
+
+class QuietReporter(Reporter):
+    """`--quiet`: warnings only."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+
+    def warning(self, message: str) -> None:
+        self._stream.write(f"warning: {message}\n")
+        self._stream.flush()
