@@ -10,6 +10,6 @@ from collections.abc import Callable
 
 import typer
 
-from runpod_deploy.commands import core
+from runpod_deploy.commands import core, forensics
 
-COMMAND_MODULES: tuple[Callable[[typer.Typer], None], ...] = (core.register,)
+COMMAND_MODULES: tuple[Callable[[typer.Typer], None], ...] = (core.register, forensics.register)

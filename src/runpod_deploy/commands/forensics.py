@@ -1,0 +1,216 @@
+"""Read-only commands over past runs: manifest-summary, events, events-query, ls-runs,
+compare-runs, capture-env.
+
+Names, arguments, output and exit codes follow the original runpod-deploy so that existing
+scripts keep working; every listing also has `--json`. The work is in `runtime.forensics`;
+this module only parses arguments, prints and picks the exit code. Notes for a human (nothing
+found) go to stderr so that stdout holds only data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+
+_JSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class _StderrWarnings(logging.Handler):
+    """Shows the readers' warnings (a skipped run, a torn line) as `warning: ...` on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(f"warning: {record.getMessage()}", err=True)
+
+
+def _warnings_to_stderr(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    """The runtime logs what it skips; a forensic command must show it whatever logging is set."""
+
+    @wraps(command)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        runtime_logger = logging.getLogger("runtime")
+        handler = _StderrWarnings(logging.WARNING)
+        runtime_logger.addHandler(handler)
+        try:
+            return command(*args, **kwargs)
+        finally:
+            runtime_logger.removeHandler(handler)
+
+    return run
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("manifest-summary")
+    @_warnings_to_stderr
+    def manifest_summary(
+        manifest: Annotated[
+            Path | None,
+            typer.Argument(help="A manifest file, or the run dir that holds it."),
+        ] = None,
+        root: Annotated[
+            Path | None,
+            typer.Option("--root", help="Summarise every manifest under DIR, with totals."),
+        ] = None,
+        as_json: _JSON = False,
+    ) -> None:
+        """Summarise one run's manifest, or every run under --root with a TOTALS footer."""
+        from runtime import forensics
+
+        if manifest is not None and root is None:
+            loaded = forensics.load_manifest(manifest)
+            if as_json:
+                typer.echo(json.dumps(loaded.present_fields(), indent=2))
+            else:
+                typer.echo(forensics.format_manifest_summary(loaded))
+        elif root is not None and manifest is None:
+            rollup = forensics.collect_manifests(root)
+            if as_json:
+                typer.echo(json.dumps(rollup.to_json_value(), indent=2))
+            elif rollup.totals.manifests == 0:
+                typer.echo(f"no manifests found under {root}", err=True)
+            else:
+                typer.echo(forensics.format_manifest_rollup(rollup))
+        else:
+            raise typer.BadParameter(
+                "give exactly one of a manifest path or --root DIR",
+                param_hint="'MANIFEST' / '--root'",
+            )
+
+    @app.command("events")
+    @_warnings_to_stderr
+    def events(
+        run_dir: Annotated[Path, typer.Argument(help="A run dir (or its events.jsonl).")],
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the events as JSON lines.")
+        ] = False,
+    ) -> None:
+        """Show a run's events as a timeline relative to its first event."""
+        from runtime import forensics
+        from runtime.rundir import RunDirError
+
+        if not run_dir.exists():
+            raise RunDirError(f"run dir not found: {run_dir}")
+        recorded = forensics.load_events(run_dir)
+        if as_json:
+            for event in recorded:
+                typer.echo(json.dumps(event.present_fields()))
+        elif not recorded:
+            typer.echo(f"no events in {run_dir}", err=True)
+        else:
+            typer.echo(forensics.format_events_timeline(recorded))
+
+    @app.command("events-query")
+    @_warnings_to_stderr
+    def events_query(
+        root: Annotated[
+            Path, typer.Option("--root", help="Search every events.jsonl under DIR.")
+        ] = Path("artifacts/runpod"),
+        filter_: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--filter",
+                metavar="KEY=VALUE",
+                help="Keep events whose KEY equals VALUE as text; repeat to AND them.",
+            ),
+        ] = None,
+        since: Annotated[
+            str | None,
+            typer.Option("--since", metavar="N{s|m|h|d}", help="Only events of the last N units."),
+        ] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print JSON lines, each with its run_dir.")
+        ] = False,
+    ) -> None:
+        """Find events across many runs, by field value and by age."""
+        from datetime import UTC, datetime
+
+        from runtime import forensics
+
+        try:
+            filters = [forensics.parse_event_filter(text) for text in filter_ or ()]
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="'--filter'") from None
+        try:
+            window = None if since is None else forensics.parse_since(since)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="'--since'") from None
+        rows = forensics.query_events(root, filters=filters, since=window, now=datetime.now(UTC))
+        if as_json:
+            for row in rows:
+                typer.echo(json.dumps(row.to_json_value()))
+        elif not rows:
+            typer.echo(f"no matching events under {root}", err=True)
+        else:
+            typer.echo(forensics.format_event_rows(rows))
+
+    @app.command("ls-runs")
+    @_warnings_to_stderr
+    def ls_runs(
+        project_root: Annotated[
+            Path,
+            typer.Option("--project-root", help="The project whose artifacts/runpod/ to list."),
+        ] = Path("."),
+        limit: Annotated[
+            int | None, typer.Option("--limit", min=1, help="Only the N most recent runs.")
+        ] = None,
+        as_json: _JSON = False,
+    ) -> None:
+        """List a project's runs, oldest first: job, pod, GPU, datacenter, wall time, cost."""
+        from runtime import forensics
+
+        resolved = project_root.resolve()
+        rows = forensics.list_runs(resolved, limit=limit)
+        if as_json:
+            typer.echo(json.dumps([row.model_dump() for row in rows], indent=2))
+        elif not rows:
+            typer.echo(f"no runs found under {resolved / 'artifacts' / 'runpod'}", err=True)
+        else:
+            typer.echo(forensics.format_run_table(rows))
+
+    @app.command("compare-runs")
+    @_warnings_to_stderr
+    def compare_runs(
+        a: Annotated[Path, typer.Argument(help="Manifest (or run dir) of run A.")],
+        b: Annotated[Path, typer.Argument(help="Manifest (or run dir) of run B.")],
+        as_json: _JSON = False,
+    ) -> None:
+        """Compare two runs field by field. Exits 1 if either run failed (a CI gate)."""
+        from runtime import forensics
+
+        manifest_a = forensics.load_manifest(a)
+        manifest_b = forensics.load_manifest(b)
+        rows = forensics.compare_manifests(manifest_a, manifest_b)
+        either_failed = bool(manifest_a.failed or manifest_b.failed)
+        if as_json:
+            payload = {
+                "a": str(a),
+                "b": str(b),
+                "either_failed": either_failed,
+                "fields": [row.to_json_value() for row in rows],
+            }
+            typer.echo(json.dumps(payload, indent=2))
+        else:
+            typer.echo(forensics.format_comparison(a, b, manifest_a, manifest_b, rows))
+        if either_failed:
+            raise typer.Exit(1)
+
+    @app.command("capture-env")
+    @_warnings_to_stderr
+    def capture_env(
+        project_root: Annotated[
+            Path, typer.Option("--project-root", help="The project to describe.")
+        ] = Path("."),
+    ) -> None:
+        """Print the local git SHA, dirty flag, branch and lockfile hash as JSON."""
+        from runtime.gitmeta import capture_deploy_metadata
+
+        metadata = capture_deploy_metadata(project_root.resolve())
+        typer.echo(json.dumps(metadata.present_fields(), indent=2))
