@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.observed import CloudType
+from reconciler.spec import JobSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +36,68 @@ class PodRequest:
     min_vcpu_count: int | None = None
     min_memory_gb: int | None = None
     bid_per_gpu: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredPod:
+    """The fields of a stack that identify its pod: a change to one of them means another pod.
+
+    GPU types and datacenters are ordered candidate lists; a pod matches when it runs on any
+    of them. `fingerprint()` is stored in the state so that a later plan can tell what the
+    pod was made from.
+    """
+
+    image: str
+    gpu_type_ids: tuple[str, ...]
+    datacenter_ids: tuple[str, ...]
+    cloud_type: CloudType
+    gpu_count: int = 1
+    container_disk_gb: int = 20
+    storage_mode: str = "ephemeral"
+    volume_gb: int | None = None
+    volume_mount_path: str = "/workspace"
+    network_volume_name: str | None = None
+    ports: tuple[str, ...] = ("22/tcp",)
+    interruptible: bool = False
+
+    def identity(self) -> dict[str, object]:
+        return {
+            "image": self.image, "gpu_type_ids": list(self.gpu_type_ids),
+            "datacenter_ids": list(self.datacenter_ids), "cloud_type": self.cloud_type.value,
+            "gpu_count": self.gpu_count, "container_disk_gb": self.container_disk_gb,
+            "storage_mode": self.storage_mode, "volume_gb": self.volume_gb,
+            "volume_mount_path": self.volume_mount_path,
+            "network_volume_name": self.network_volume_name, "ports": list(self.ports),
+            "interruptible": self.interruptible,
+        }
+
+    def fingerprint(self) -> str:
+        import hashlib
+        import json
+
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def requests(self, name: str) -> tuple[PodRequest, ...]:
+        """The create attempts in failover order (GPU-major, then datacenter), all named `name`."""
+        return tuple(
+            PodRequest(name=name, image=self.image, gpu_type_id=gpu, datacenter_id=dc,
+                       cloud_type=self.cloud_type, gpu_count=self.gpu_count,
+                       interruptible=self.interruptible,
+                       container_disk_gb=self.container_disk_gb,
+                       volume_gb=self.volume_gb or 0, volume_mount_path=self.volume_mount_path,
+                       ports=self.ports)
+            for gpu in self.gpu_type_ids for dc in self.datacenter_ids)
+
+
+def desired_pod(spec: JobSpec) -> DesiredPod:
+    """The identifying part of a (rendered) stack."""
+    return DesiredPod(
+        image=spec.pod.image, gpu_type_ids=spec.pod.gpu_order,
+        datacenter_ids=spec.pod.datacenters, cloud_type=spec.pod.cloud_type,
+        gpu_count=spec.pod.gpu_count, container_disk_gb=spec.pod.container_disk_gb,
+        storage_mode=spec.storage.mode.value,
+        volume_gb=spec.storage.volume_gb if not spec.uses_network_volume else None,
+        volume_mount_path=spec.storage.volume_mount,
+        network_volume_name=spec.storage.volume_name if spec.uses_network_volume else None,
+        ports=spec.pod.ports, interruptible=spec.pod.spot)

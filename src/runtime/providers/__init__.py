@@ -1,1 +1,26 @@
 """Pod providers: the runpodctl command and the RunPod API, behind one protocol."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+
+from runtime.providers.protocol import PodProvider
+
+__all__ = ["PROVIDER_KINDS", "make_provider"]
+
+PROVIDER_KINDS = ("runpodctl",)
+
+
+def make_provider(kind: str, env: Mapping[str, str]) -> PodProvider | None:
+    """The provider of that kind, or None when it cannot be used here (runpodctl not on PATH):
+    the caller then plans with an incomplete observation."""
+    if kind == "runpodctl":
+        from runtime.providers.runpodctl import RunpodctlProvider
+
+        executable = env.get("RUNPOD_DEPLOY_RUNPODCTL", "runpodctl")
+        found = shutil.which(executable, path=env.get("PATH"))
+        if found is None:
+            return None
+        return RunpodctlProvider(found, env=dict(env))
+    raise ValueError(f"unknown provider {kind!r}; expected one of {', '.join(PROVIDER_KINDS)}")

@@ -1,0 +1,185 @@
+"""The Python API: everything the CLI does, without the CLI. The CLI only parses, calls these,
+renders and sets the exit code.
+
+    stack = load_stack("stacks/hello.yaml", cli_vars=["seed=3"])
+    the_plan = make_plan(stack, options=PlanOptions(force_fresh=True))
+    print(render_text(the_plan))
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import secrets as _secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.diagnostics import Diagnostic, PlanError, SpecError, error
+from reconciler.load import SourceMap, load_spec_report, parse_var_assignment, parse_vars_file
+from reconciler.naming import (
+    config_path_hash,
+    default_state_path,
+    pod_name,
+    stack_key,
+    stack_pod_prefix,
+)
+from reconciler.observed import Observation
+from reconciler.plan import Plan, PlanOptions
+from reconciler.planner import plan as _plan
+from reconciler.spec import JobSpec, json_schema
+from reconciler.state import StackIdentity, StackState
+from reconciler.template import RenderedJob, render_spec, resolve_variables
+from runtime.clock import Clock, SystemClock
+
+__all__ = [
+    "PlanOptions",
+    "Stack",
+    "load_stack",
+    "make_plan",
+    "new_nonce",
+    "observe_stack",
+    "read_plan",
+    "run_stamp",
+    "stack_schema",
+]
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A loaded, rendered stack and where its state lives."""
+
+    config_path: Path
+    spec: JobSpec
+    """As written (templates unrendered)."""
+    job: RenderedJob
+    identity: StackIdentity
+    state_path: Path
+    warnings: tuple[Diagnostic, ...]
+    source_map: SourceMap
+
+    @property
+    def name(self) -> str:
+        return self.job.spec.name
+
+    @property
+    def pod_prefix(self) -> str:
+        return stack_pod_prefix(self.job.spec.effective_run_id_prefix, self.identity.key)
+
+
+def run_stamp(clock: Clock) -> str:
+    """The UTC `YYYYMMDDTHHMMSSZ` stamp of a run (run_id suffix and run dir name)."""
+    return clock.now().strftime("%Y%m%dT%H%M%SZ")
+
+
+def new_nonce() -> str:
+    """A fresh per-attempt suffix for a pod name."""
+    return _secrets.token_hex(3)
+
+
+def _locate(exc: SpecError | PlanError, smap: SourceMap) -> SpecError | PlanError:
+    diags = [d.with_location(smap.locate_dotted(d.field_path)) if d.field_path and
+             not d.field_path.startswith("--") else d for d in exc.diagnostics]
+    return type(exc)(diags)
+
+
+def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapping[str, str] = (),
+               vars_file: str | os.PathLike[str] | None = None,
+               env: Mapping[str, str] | None = None, clock: Clock | None = None,
+               stamp: str | None = None, run_dir: str | None = None) -> Stack:
+    """Read, validate and render a stack file. Raises SpecError with every problem located."""
+    env = os.environ if env is None else env
+    home = env.get("HOME") or str(Path.home())
+    path = Path(config).expanduser().absolute()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError([error(f"cannot read the stack file: {exc.strerror or exc}",
+                               detail="expected a readable YAML file", field_path=str(config))]
+                        ) from None
+    loaded = load_spec_report(text, source=str(config))
+    variables: dict[str, str] = {}
+    if isinstance(cli_vars, Mapping):
+        variables.update(cli_vars)
+    else:
+        for item in cli_vars:
+            key, value = parse_var_assignment(item)
+            variables[key] = value
+    file_vars: dict[str, str] = {}
+    if vars_file is not None:
+        vpath = Path(vars_file)
+        try:
+            file_vars = parse_vars_file(vpath.read_text(encoding="utf-8"), source=str(vars_file))
+        except OSError as exc:
+            raise SpecError([error(f"cannot read the vars file: {exc.strerror or exc}",
+                                   field_path="--vars-file")]) from None
+    spec = loaded.spec
+    try:
+        values = resolve_variables(spec, config_dir=str(path.parent), home=home,
+                                   run_stamp=stamp or run_stamp(clock or SystemClock()),
+                                   run_dir=run_dir, vars_file=file_vars, cli_vars=variables)
+        job = render_spec(spec, values)
+    except SpecError as exc:
+        raise _locate(exc, loaded.source_map) from None
+    name = job.spec.name
+    identity = StackIdentity(name=name, config_hash=config_path_hash(str(path))[:16],
+                             key=stack_key(name, str(path)))
+    if spec.state_file:
+        raw = spec.state_file
+        raw = home + raw[1:] if raw == "~" or raw.startswith("~/") else raw
+        state_path = Path(posixpath.normpath(posixpath.join(str(path.parent), raw)))
+    else:
+        state_path = Path(default_state_path(name, str(path), home=home,
+                                             state_dir=env.get("RUNPOD_DEPLOY_STATE_DIR")))
+    return Stack(config_path=path, spec=spec, job=job, identity=identity, state_path=state_path,
+                 warnings=loaded.warnings, source_map=loaded.source_map)
+
+
+def observe_stack(stack: Stack, state: StackState, *, provider: str = "runpodctl",
+                  env: Mapping[str, str] | None = None,
+                  clock: Clock | None = None) -> Observation:
+    """Ask the provider about the stack's pods (or say it could not)."""
+    from runtime.observe import observe
+    from runtime.providers import make_provider
+
+    env = os.environ if env is None else env
+    the_provider = make_provider(provider, env)
+    return observe(the_provider, state, prefix=stack.pod_prefix, clock=clock or SystemClock(),
+                   cloud_type=stack.job.spec.pod.cloud_type,
+                   missing_note=f"{provider} was not found on PATH")
+
+
+def make_plan(stack: Stack, *, options: PlanOptions = PlanOptions(),
+              provider: str = "runpodctl", env: Mapping[str, str] | None = None,
+              clock: Clock | None = None, state: StackState | None = None,
+              observation: Observation | None = None) -> Plan:
+    """Read the state, observe, plan. Pass `state`/`observation` to plan against given values."""
+    from runtime.statestore import StateStore
+
+    if state is None:
+        state = StateStore(stack.state_path, stack.identity).read()
+    elif state.identity is None:
+        state = state.evolve(identity=stack.identity)
+    if observation is None:
+        observation = observe_stack(stack, state, provider=provider, env=env, clock=clock)
+    try:
+        return _plan(stack.job, state, observation, options, config_path=str(stack.config_path),
+                     state_path=str(stack.state_path))
+    except PlanError as exc:
+        raise _locate(exc, stack.source_map) from None
+
+
+def read_plan(text: str) -> Plan:
+    """A plan saved with `plan --out`."""
+    return Plan.from_json(text)
+
+
+def stack_schema() -> dict[str, Any]:
+    """The JSON Schema of the stack format."""
+    return json_schema()
+
+
+def next_pod_name(stack: Stack, nonce: str | None = None) -> str:
+    """The name for one create attempt of this stack."""
+    return pod_name(stack.pod_prefix, nonce or new_nonce())

@@ -1,0 +1,41 @@
+"""observe(provider, state, prefix, clock) -> Observation: the hoisted read side of a plan."""
+
+from __future__ import annotations
+
+from reconciler.observed import CloudType, Observation, ObservedPod
+from reconciler.state import StackState
+from runtime.clock import Clock
+from runtime.errors import ProviderError
+from runtime.providers.protocol import PodProvider
+
+__all__ = ["observe"]
+
+
+def observe(provider: PodProvider | None, state: StackState, *, prefix: str, clock: Clock,
+            cloud_type: CloudType | None = None, with_catalog: bool = True,
+            missing_note: str = "no provider available") -> Observation:
+    """Every pod carrying the stack prefix, the pod the state names (by id), and the catalog.
+    With no provider the observation is `complete=False` and says why."""
+    if provider is None:
+        return Observation(observed_at=clock.now(), complete=False, provider="none",
+                           notes=(missing_note,))
+    pods: dict[str, ObservedPod] = {p.pod_id: p for p in provider.list_pods(name_prefix=prefix)}
+    wanted = [state.pod.pod_id] if state.pod else []
+    if state.pending and state.pending.pod_id:
+        wanted.append(state.pending.pod_id)
+    if state.pending:
+        for pod in provider.list_pods(name_prefix=state.pending.pod_name):
+            pods.setdefault(pod.pod_id, pod)
+    for pod_id in wanted:
+        found = provider.get_pod(pod_id)
+        if found is not None:
+            pods[pod_id] = found
+    notes: list[str] = []
+    catalog = None
+    if with_catalog:
+        try:
+            catalog = provider.catalog(cloud_type=cloud_type)
+        except ProviderError as exc:
+            notes.append(f"catalog unavailable: {exc}")
+    return Observation(observed_at=clock.now(), pods=tuple(pods.values()), catalog=catalog,
+                       complete=True, provider=provider.name, notes=tuple(notes))

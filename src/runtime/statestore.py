@@ -1,0 +1,170 @@
+"""The state file on disk: atomic writes that keep a backup, and a lock with holder info.
+
+- `write` puts the new text in a temp file in the same directory, fsyncs it, keeps the current
+  file as `<file>.bak`, `os.replace`s the temp file over the state and fsyncs the directory. A
+  crash at any point leaves either the old or the new state, never half of one.
+- `read` refuses a corrupt or truncated file with `StateCorruptError` naming the `.bak` and how
+  to recover; it is never a silent fresh start. A file of another stack is
+  `StateMismatchError`.
+- `lock` is a `filelock` on `<file>.lock` plus a holder record (`<file>.lock.holder`: pid, host,
+  since, command) that a second apply reads for its message. The OS drops a dead process's
+  lock, so a holder record left by a dead pid on this host is simply replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import filelock
+
+from reconciler.state import StackIdentity, StackState, StateDecodeError
+from runtime.errors import LockHolder, StateCorruptError, StateLockedError, StateMismatchError
+
+__all__ = ["StateStore", "backup_path", "lock_path", "read_state", "write_state"]
+
+
+def backup_path(path: Path) -> Path:
+    return path.with_name(path.name + ".bak")
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _holder_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock.holder")
+
+
+def read_state(path: Path, identity: StackIdentity | None = None) -> StackState:
+    """The stack's state; an empty one (carrying `identity`) when no file exists yet."""
+    path = Path(path)
+    bak = backup_path(path)
+    if not path.exists():
+        if bak.exists():
+            raise StateCorruptError(str(path), "the file is missing but its backup exists; "
+                                    f"restore it with: cp {bak} {path}", str(bak))
+        return StackState.empty(identity)
+    try:
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise StateDecodeError("the file is empty (truncated?)")
+        state = StackState.from_json(text)
+    except (StateDecodeError, UnicodeDecodeError) as exc:
+        hint = (f"; inspect it, then restore the previous version with: cp {bak} {path}"
+                if bak.exists() else "; no backup exists: fix the file by hand or move it away "
+                "(then run `plan` to see what exists)")
+        raise StateCorruptError(str(path), f"{exc}{hint}", str(bak) if bak.exists() else None
+                                ) from None
+    if identity is not None:
+        if not state.belongs_to(identity):
+            other = state.identity.name if state.identity else "?"
+            raise StateMismatchError(
+                f"state file {path} belongs to stack '{other}', not '{identity.name}'; set "
+                "another state_file: for this stack or remove the explicit one")
+        if state.identity is None:
+            state = state.evolve(identity=identity)
+    return state
+
+
+def write_state(path: Path, state: StackState) -> StackState:
+    """Write atomically; bumps `serial`, gives a `lineage` on the first write. Returns what was
+    written. The caller holds the lock."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = state.evolve(serial=state.serial + 1, lineage=state.lineage or str(uuid.uuid4()),
+                       legacy=False)
+    if path.exists():
+        _atomic_write(backup_path(path), path.read_bytes())
+    _atomic_write(path, new.to_json().encode("utf-8"))
+    return new
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class StateStore:
+    """One stack's state file: read, write, lock."""
+
+    def __init__(self, path: Path | str, identity: StackIdentity | None = None) -> None:
+        self.path = Path(path)
+        self.identity = identity
+
+    def read(self) -> StackState:
+        return read_state(self.path, self.identity)
+
+    def write(self, state: StackState) -> StackState:
+        if self.identity is not None and state.identity is None:
+            state = state.evolve(identity=self.identity)
+        return write_state(self.path, state)
+
+    def holder(self) -> LockHolder | None:
+        try:
+            data = json.loads(_holder_path(self.path).read_text())
+            return LockHolder(pid=int(data["pid"]), host=str(data["host"]),
+                              since=str(data["since"]), command=str(data.get("command", "")))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @contextlib.contextmanager
+    def lock(self, *, timeout: float = 0, command: str = "") -> Iterator[LockHolder]:
+        """Hold the stack's lock; raises StateLockedError (with the holder) after `timeout` s."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(lock_path(self.path)))
+        try:
+            lock.acquire(timeout=timeout)
+        except filelock.Timeout:
+            holder = self.holder()
+            if (holder is not None and holder.host == socket.gethostname()
+                    and not _pid_alive(holder.pid)):
+                # The recorded holder is dead, so the OS has dropped its lock: retry once.
+                try:
+                    lock.acquire(timeout=max(timeout, 1.0))
+                except filelock.Timeout:
+                    raise StateLockedError(str(self.path), self.holder()) from None
+            else:
+                raise StateLockedError(str(self.path), holder) from None
+        me = LockHolder(pid=os.getpid(), host=socket.gethostname(),
+                        since=datetime.now(UTC).isoformat(timespec="seconds"), command=command)
+        try:
+            _atomic_write(_holder_path(self.path), json.dumps(
+                {"pid": me.pid, "host": me.host, "since": me.since,
+                 "command": me.command}).encode())
+            yield me
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                _holder_path(self.path).unlink()
+            lock.release()

@@ -1,0 +1,92 @@
+"""runpodctl JSON -> values, and its error contract -> typed errors (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.observed import CloudType, PodStatus, SshEndpoint, StockStatus
+from runtime.errors import (
+    CapacityError,
+    PodNotFoundError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderProtocolError,
+    ProviderUnavailableError,
+)
+from runtime.providers.runpodctl import parse_catalog, parse_error, parse_pod, parse_pod_list
+from runtime.providers.runpodctl import raise_for_error
+
+POD_GET = {"containerDiskInGb": 30, "costPerHr": 0.99, "createdAt": "2026-06-23 23:30:13 +0000 UTC",
+           "desiredStatus": "EXITED", "gpuCount": 1, "id": "c79", "imageName": "img:1",
+           "name": "n", "ports": ["8888/http", "22/tcp"], "uptimeSeconds": 0,
+           "ssh": {"error": "pod not ready", "id": "c79"}, "volumeInGb": 0,
+           "volumeMountPath": "/workspace", "machine": {"gpuTypeId": "NVIDIA A40",
+                                                        "dataCenterId": "EU-RO-1",
+                                                        "secureCloud": True}}
+
+
+def test_pod_get_shape() -> None:
+    pod = parse_pod(POD_GET)
+    assert pod.status is PodStatus.EXITED and pod.image == "img:1"
+    assert pod.gpu_type_id == "NVIDIA A40" and pod.datacenter_id == "EU-RO-1"
+    assert pod.cloud_type is CloudType.SECURE and pod.ssh is None and not pod.container_up
+    assert pod.ports == ("8888/http", "22/tcp") and pod.cost_per_hr == 0.99
+
+
+def test_ssh_block_public_ip_and_runtime_ports() -> None:
+    assert parse_pod({**POD_GET, "ssh": {"ip": "1.2.3.4", "port": 2222}}).ssh == SshEndpoint(
+        "1.2.3.4", 2222)
+    rest = {"id": "x", "name": "n", "desiredStatus": "RUNNING", "publicIp": "5.6.7.8",
+            "portMappings": {"22": 15186}, "runtime": None}
+    assert parse_pod(rest).ssh == SshEndpoint("5.6.7.8", 15186)
+    gql = {"id": "x", "desiredStatus": "RUNNING", "runtime": {"uptimeInSeconds": 5, "ports": [
+        {"ip": "9.9.9.9", "isIpPublic": True, "privatePort": 22, "publicPort": 40022}]}}
+    pod = parse_pod(gql)
+    assert pod.ssh == SshEndpoint("9.9.9.9", 40022) and pod.container_up and pod.uptime_sec == 5
+
+
+def test_pod_list_uses_renamed_gpu_id() -> None:
+    (pod,) = parse_pod_list([{"id": "a", "name": "t--k--1", "desiredStatus": "RUNNING",
+                              "gpuId": "NVIDIA RTX A4000", "gpuCount": 1, "imageName": "i"}])
+    assert pod.gpu_type_id == "NVIDIA RTX A4000" and pod.datacenter_id is None
+    with pytest.raises(ProviderProtocolError):
+        parse_pod_list({"pods": []})
+    with pytest.raises(ProviderProtocolError):
+        parse_pod({"name": "no id"})
+
+
+def test_catalog() -> None:
+    catalog = parse_catalog(
+        [{"id": "EU-RO-1", "gpuAvailability": [{"gpuTypeId": "NVIDIA A40", "stockStatus": "High"},
+                                               {"gpuTypeId": "NVIDIA L4", "stockStatus": None}]}],
+        [{"gpuId": "NVIDIA A40", "displayName": "A40", "memoryInGb": 48}])
+    assert catalog.datacenter_ids == ("EU-RO-1",)
+    assert catalog.stock("NVIDIA A40", "EU-RO-1") is StockStatus.HIGH
+    assert catalog.stock("NVIDIA L4", "EU-RO-1") is StockStatus.NONE
+    assert catalog.price("NVIDIA A40").memory_gb == 48  # type: ignore[union-attr]
+
+
+RECORDED_404 = """{"error":"api error: {\\"error\\":\\"pod not found\\",\\"status\\":404}\\n (status 404)"}
+Usage:
+  runpodctl pod get <pod-id> [flags]
+
+{"error":"failed to get pod: api error: {"error":"pod not found","status":404}
+ (status 404)"}
+"""
+
+
+def test_error_contract() -> None:
+    assert "pod not found" in parse_error(RECORDED_404)
+    with pytest.raises(PodNotFoundError):
+        raise_for_error("pod get", 1, RECORDED_404, pod_id="x")
+    cases = [
+        ('{"error":"failed to create pod: There are no longer any instances available"}',
+         CapacityError),
+        ('{"error":"api error: unauthorized (status 401)"}', ProviderAuthError),
+        ('{"error":"api error: bad gateway (status 502)"}', ProviderUnavailableError),
+        ("something odd", ProviderError),
+    ]
+    for stderr, kind in cases:
+        with pytest.raises(kind):
+            raise_for_error("op", 1, stderr)
+    raise_for_error("op", 0, "")
