@@ -34,15 +34,18 @@ from reconciler.template import RenderedJob, render_spec, resolve_variables
 from runtime.clock import Clock, SystemClock
 
 __all__ = [
+    "ApplyRequest",
     "PlanOptions",
     "Stack",
     "load_stack",
+    "apply_stack",
     "make_plan",
     "new_nonce",
     "observe_stack",
     "read_plan",
     "run_stamp",
     "stack_schema",
+    "with_budget",
 ]
 
 
@@ -183,3 +186,126 @@ def stack_schema() -> dict[str, Any]:
 def next_pod_name(stack: Stack, nonce: str | None = None) -> str:
     """The name for one create attempt of this stack."""
     return pod_name(stack.pod_prefix, nonce or new_nonce())
+
+
+def with_budget(stack: Stack, *, cost_cap_usd: float | None = None,
+                max_runtime_minutes: int | None = None) -> Stack:
+    """The stack with `--cost-cap-usd` / `--max-runtime-minutes` applied, so that the plan (its
+    cost line and guards) and the apply both see them."""
+    changes: dict[str, Any] = {}
+    if cost_cap_usd is not None:
+        if cost_cap_usd <= 0:
+            raise SpecError([error("--cost-cap-usd must be > 0", field_path="--cost-cap-usd")])
+        changes["cost_cap_usd"] = cost_cap_usd
+    if max_runtime_minutes is not None:
+        if max_runtime_minutes <= 0:
+            raise SpecError([error("--max-runtime-minutes must be > 0",
+                                   field_path="--max-runtime-minutes")])
+        changes["max_runtime_minutes"] = max_runtime_minutes
+    if not changes:
+        return stack
+    from dataclasses import replace
+
+    spec = stack.job.spec
+    job_spec = spec.model_copy(update={"budget": spec.budget.model_copy(update=changes)})
+    return replace(stack, job=replace(stack.job, spec=job_spec))
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    """Everything `apply` needs besides the stack file: the CLI's flags as values."""
+
+    cli_vars: tuple[str, ...] = ()
+    vars_file: str | None = None
+    plan_options: PlanOptions = PlanOptions()
+    provider: str = "runpodctl"
+    cost_cap_usd: float | None = None
+    max_runtime_minutes: int | None = None
+    gpu_id: str | None = None
+    datacenter_id: str | None = None
+    max_gpu_price: float | None = None
+    ssh_ready_timeout_sec: int | None = None
+    saved_plan: Plan | None = None
+    ssh_key: str | None = None
+    """A private key to use instead of the stack's `ssh.key_path`."""
+
+
+def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyRequest(), *,
+                env: Mapping[str, str] | None = None, clock: Clock | None = None,
+                reporter: Any = None, confirm: Any = None, on_plan: Any = None,
+                on_run_dir: Any = None) -> Any:
+    """Plan and apply a stack: lock it, re-observe, plan (a saved plan must still match), ask
+    `confirm(plan)` (None: go ahead), then provision, run the job, pull, apply the lifecycle.
+
+    Returns `runtime.executor.ApplyResult` (its `exit_code` tells the outcomes apart); raises
+    `RunpodDeployError` for what stops it before a run dir exists (bad stack, locked stack,
+    stale plan, provider unreachable). `on_plan(plan)` sees the plan before the prompt.
+    """
+    from runtime.executor import ApplyOptions, Executor, hostkeys_path_for
+    from runtime.errors import ProviderError, StalePlanError
+    from runtime.providers import make_provider
+    from runtime.reporter import PlainReporter
+    from runtime.rundir import EventLog, create_run_dir
+    from runtime.statestore import StateStore
+
+    env = os.environ if env is None else env
+    clock = clock or SystemClock()
+    reporter = reporter or PlainReporter()
+    if (request.gpu_id is None) != (request.datacenter_id is None):
+        raise SpecError([error("--gpu-id and --datacenter-id must be given together",
+                               field_path="--gpu-id")])
+    stamp = run_stamp(clock)
+    stack = with_budget(load_stack(config, cli_vars=request.cli_vars, vars_file=request.vars_file,
+                                   env=env, clock=clock, stamp=stamp),
+                        cost_cap_usd=request.cost_cap_usd,
+                        max_runtime_minutes=request.max_runtime_minutes)
+    provider = make_provider(request.provider, env)
+    if provider is None:
+        raise ProviderError(f"{request.provider} was not found on PATH; install it (or use "
+                            "--provider api, or --local for the simulator)", provider=request.provider)
+    store = StateStore(stack.state_path, stack.identity)
+    with store.lock(timeout=0, command=f"apply {stack.config_path}"):
+        state = store.read()
+        observation = observe_stack(stack, state, provider=request.provider, env=env, clock=clock)
+        the_plan = make_plan(stack, options=request.plan_options, provider=request.provider, env=env,
+                             clock=clock, state=state, observation=observation)
+        if request.saved_plan is not None and \
+                request.saved_plan.inputs_fingerprint != the_plan.inputs_fingerprint:
+            raise StalePlanError("the saved plan no longer matches the stack, its state or what "
+                                 "RunPod reports; run `runpod-deploy plan` again")
+        if on_plan is not None:
+            on_plan(the_plan)
+        if confirm is not None and not confirm(the_plan):
+            return None
+        project_root = Path(stack.job.variables.project_root)
+        run_dir = create_run_dir(project_root, now=clock.now).path
+        if on_run_dir is not None:
+            on_run_dir(run_dir)
+        rendered = with_budget(load_stack(config, cli_vars=request.cli_vars,
+                                          vars_file=request.vars_file, env=env, clock=clock,
+                                          stamp=stamp, run_dir=str(run_dir)),
+                               cost_cap_usd=request.cost_cap_usd,
+                               max_runtime_minutes=request.max_runtime_minutes)
+        secret_values = [rendered.job.variables.values[name]
+                         for name in rendered.job.variables.secret_names]
+        secret_values += [env[key] for secret in rendered.job.spec.secrets for key in secret.env
+                          if key in env]
+        executor = Executor(
+            spec=rendered.job.spec,
+            project_root=project_root,
+            config_path=stack.config_path,
+            store=store,
+            provider=provider,
+            clock=clock,
+            reporter=reporter,
+            options=ApplyOptions(gpu_id=request.gpu_id, datacenter_id=request.datacenter_id,
+                                 max_gpu_price=request.max_gpu_price,
+                                 ssh_ready_timeout_sec=request.ssh_ready_timeout_sec,
+                                 ssh_key=request.ssh_key),
+            make_pod_name=lambda: next_pod_name(stack),
+            hostkeys_path=hostkeys_path_for(stack.state_path),
+            env=env,
+            secrets_to_redact=secret_values,
+        )
+        with EventLog(run_dir / "events.jsonl", now=clock.now) as events:
+            return executor.apply(the_plan, state, run_dir=run_dir, events=events)

@@ -8,6 +8,7 @@ protocols below, so the same code runs over paramiko + rsync against RunPod or t
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import shlex
 import threading
@@ -17,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from reconciler.template import remote_env_prefix
 from runtime import jobscripts
 from runtime.clock import Clock
 from runtime.errors import (
@@ -64,13 +66,17 @@ class RemoteShell(Protocol):
 
 
 class FileTransfer(Protocol):
-    """rsync over the same pinned SSH endpoint."""
+    """rsync over the same pinned SSH endpoint (`runtime.rsync.Rsync`)."""
 
     def push(
-        self, local_src: str, remote_dest: str, *, excludes: Sequence[str], delete: bool, chmod: str | None = None
-    ) -> Any: ...
+        self, local_src: Path, remote_dest: str, *, delete: bool, excludes: Sequence[str] = (), chmod: str | None = None
+    ) -> Any:
+        """Make the remote directory hold `local_src` (a directory's contents, or one file)."""
+        ...
 
-    def pull(self, remote_src: str, local_dest: str, *, excludes: Sequence[str], delete: bool) -> Any: ...
+    def pull(self, remote_src: str, local_dest: Path, *, delete: bool, excludes: Sequence[str] = ()) -> Any:
+        """Copy `remote_src` into the local directory (rsync's trailing-slash rule)."""
+        ...
 
 
 class PodWatch(Protocol):
@@ -90,7 +96,7 @@ class JobOutcome(StrEnum):
 
 
 @dataclass
-class Budget:
+class SpendGuard:
     """The client-side spend guard: RunPod's own stop/terminate-after are ignored by RunPod."""
 
     cap_usd: float
@@ -121,18 +127,11 @@ class JobContext:
     run_dir: Path
     project_root: Path
     control_dir: str
-    budget: Budget
+    budget: SpendGuard
     pod_watch: PodWatch
     env: dict[str, str] = field(default_factory=dict)
     """The local environment, for `secrets: env:` values."""
     run_started: bool = False
-
-
-def remote_env_prefix(spec: Any) -> str:
-    """`source` lines and exports of `remote_env`, joined for a `with_env: true` command."""
-    parts = [f"[ -f {shlex.quote(path)} ] && source {shlex.quote(path)} || true" for path in spec.remote_env.source_files]
-    parts += [f"export {key}={shlex.quote(value)}" for key, value in spec.remote_env.exports.items()]
-    return "; ".join(parts) + ";" if parts else ""
 
 
 def _timed(ctx: JobContext, phase: str) -> _Phase:
@@ -167,7 +166,7 @@ def run_commands(ctx: JobContext, phase: str, commands: Sequence[Any]) -> None:
     """setup or preflight: each command in order, aborting the run on the first failure."""
     if not commands:
         return
-    prefix = remote_env_prefix(ctx.spec)
+    prefix = remote_env_prefix(ctx.spec.remote_env)
     with _timed(ctx, phase):
         for command in commands:
             text = f"{prefix} {command.command}" if command.with_env and prefix else command.command
@@ -199,7 +198,7 @@ def stage_secrets(ctx: JobContext) -> None:
                 source = Path(os.path.expanduser(secret.file))
                 if not source.is_file():
                     raise JobFailedError(f"secret {secret.name!r}: file not found: {source}")
-                ctx.transfer.push(str(source), secret.destination, excludes=(), delete=False, chmod=f"F{secret.mode[-3:]}")
+                _push_file(ctx, source, secret.destination, chmod=f"F{secret.mode[-3:]}")
             ctx.events.emit(EventName.SECRET_STAGED, name=secret.name, destination=secret.destination)
 
 
@@ -209,6 +208,10 @@ def effective_excludes(entry: Any) -> tuple[str, ...]:
 
 
 def push_staging(ctx: JobContext) -> None:
+    """Each staging entry with rsync, keeping the original's rsync semantics for the source:
+    a trailing `/` pushes a directory's contents into `destination`, without it the directory
+    itself lands inside `destination`; a single file lands at `destination` (or inside it when
+    it ends in `/`)."""
     if not ctx.spec.staging:
         return
     with _timed(ctx, "stage"):
@@ -216,16 +219,31 @@ def push_staging(ctx: JobContext) -> None:
             source = _local_path(ctx, entry.source)
             if not source.exists():
                 raise JobFailedError(f"staging {entry.label!r}: local source does not exist: {source}")
-            src = str(source) + ("/" if source.is_dir() else "")
-            dest = entry.destination.rstrip("/") + "/" if source.is_dir() else entry.destination
-            ctx.shell.run(f"mkdir -p {shlex.quote(os.path.dirname(dest.rstrip('/')) or '/')}", timeout=30)
-            result = ctx.transfer.push(src, dest, excludes=effective_excludes(entry), delete=entry.delete)
+            if source.is_dir():
+                dest = entry.destination if entry.source.endswith("/") else posixpath.join(entry.destination, source.name)
+                result = ctx.transfer.push(source, dest, delete=entry.delete, excludes=effective_excludes(entry))
+            else:
+                result = _push_file(ctx, source, entry.destination)
             ctx.events.emit(
                 EventName.STAGING_PUSHED,
                 label=entry.label,
                 bytes_sent=getattr(result, "bytes_sent", None),
+                files=getattr(result, "files_transferred", None),
                 duration_sec=round(getattr(result, "duration_sec", 0.0) or 0.0, 3),
             )
+
+
+def _push_file(ctx: JobContext, source: Path, destination: str, *, chmod: str | None = None) -> Any:
+    """One local file to a remote file path (or into a remote directory ending in `/`)."""
+    if destination.endswith("/"):
+        return ctx.transfer.push(source, destination, delete=False, chmod=chmod)
+    parent, name = posixpath.split(destination)
+    result = ctx.transfer.push(source, parent or "/", delete=False, chmod=chmod)
+    if name != source.name:
+        ctx.shell.run(
+            f"mv -f {shlex.quote(posixpath.join(parent or '/', source.name))} {shlex.quote(destination)}", timeout=30
+        )
+    return result
 
 
 def launch(ctx: JobContext) -> None:
@@ -433,7 +451,7 @@ def pull_artifacts(ctx: JobContext, *, best_effort: bool) -> tuple[ArtifactPull,
     pulls: list[ArtifactPull] = []
     with _timed(ctx, "pull"):
         try:
-            ctx.transfer.pull(run.log_path, str(ctx.run_dir) + "/", excludes=(), delete=False)
+            ctx.transfer.pull(run.log_path, ctx.run_dir, delete=False)
         except TransportError as error:
             ctx.events.emit(EventName.REMOTE_LOG_PULL_FAILED, path=run.log_path, error=str(error)[:500])
             ctx.reporter.warning(f"could not pull the run log {run.log_path}: {error}")
@@ -444,7 +462,7 @@ def pull_artifacts(ctx: JobContext, *, best_effort: bool) -> tuple[ArtifactPull,
             start = ctx.clock.monotonic()
             status, error_text, moved = ArtifactStatus.SUCCESS, None, None
             try:
-                result = ctx.transfer.pull(artifact.remote_path, str(local) + "/", excludes=artifact.excludes, delete=artifact.delete)
+                result = ctx.transfer.pull(artifact.remote_path, local, delete=artifact.delete, excludes=artifact.excludes)
                 moved = getattr(result, "bytes_received", None)
             except TransportError as error:
                 status, error_text = ArtifactStatus.FAILED, str(error)[:500]

@@ -10,6 +10,10 @@ from collections.abc import Callable
 
 import typer
 
-from runpod_deploy.commands import core, forensics
+from runpod_deploy.commands import apply, core, forensics
 
-COMMAND_MODULES: tuple[Callable[[typer.Typer], None], ...] = (core.register, forensics.register)
+COMMAND_MODULES: tuple[Callable[[typer.Typer], None], ...] = (
+    core.register,
+    apply.register,
+    forensics.register,
+)

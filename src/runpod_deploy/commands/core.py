@@ -12,16 +12,15 @@ from typing import Annotated, Optional
 
 import typer
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The stack file (YAML).")]
-VarOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045 (typer needs Optional)
-    "--var", help="KEY=VALUE template variable (repeatable); overrides --vars-file and the file.")]
-VarsFileOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
-    "--vars-file", help="JSON object of template variables.")]
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    print(f"error: {exc}", file=sys.stderr)
-    return typer.Exit(getattr(exc, "exit_code", 1))
+from runpod_deploy.commands._options import (
+    ConfigOpt,
+    LocalOpt,
+    ProviderOpt,
+    VarOpt,
+    VarsFileOpt,
+    environment,
+)
+from runpod_deploy.commands._options import fail as _fail
 
 
 def _warn(stack: object) -> None:
@@ -61,8 +60,8 @@ def register(app: typer.Typer) -> None:
         detailed_exitcode: Annotated[bool, typer.Option(
             "--detailed-exitcode", help="Exit 0 with no changes, 2 with changes, 1 on error."
         )] = False,
-        provider: Annotated[str, typer.Option(
-            "--provider", help="How to observe pods: runpodctl.")] = "runpodctl",
+        provider: ProviderOpt = "runpodctl",
+        local: LocalOpt = False,
     ) -> None:
         """Preview what `apply` would do to the stack's pod, the job phases, cost and guards."""
         from reconciler.diagnostics import RunpodDeployError
@@ -71,10 +70,12 @@ def register(app: typer.Typer) -> None:
         from runpod_deploy.api import load_stack, make_plan
 
         try:
-            stack = load_stack(config, cli_vars=var or (), vars_file=vars_file)
+            env, _key = environment(local)
+            stack = load_stack(config, cli_vars=var or (), vars_file=vars_file, env=env)
             _warn(stack)
             the_plan = make_plan(stack, options=PlanOptions(
-                force_fresh=force_fresh, delete_orphans=delete_orphans), provider=provider)
+                force_fresh=force_fresh, delete_orphans=delete_orphans), provider=provider,
+                env=env)
         except (RunpodDeployError, ValueError) as exc:
             raise _fail(exc) from None
         if out is not None:

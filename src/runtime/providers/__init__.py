@@ -9,12 +9,13 @@ from runtime.providers.protocol import PodProvider
 
 __all__ = ["PROVIDER_KINDS", "make_provider"]
 
-PROVIDER_KINDS = ("runpodctl",)
+PROVIDER_KINDS = ("runpodctl", "api")
 
 
 def make_provider(kind: str, env: Mapping[str, str]) -> PodProvider | None:
     """The provider of that kind, or None when it cannot be used here (runpodctl not on PATH):
-    the caller then plans with an incomplete observation."""
+    the caller then plans with an incomplete observation. The API provider needs
+    RUNPOD_API_KEY and raises ProviderAuthError without it."""
     if kind == "runpodctl":
         from runtime.providers.runpodctl import RunpodctlProvider
 
@@ -23,4 +24,8 @@ def make_provider(kind: str, env: Mapping[str, str]) -> PodProvider | None:
         if found is None:
             return None
         return RunpodctlProvider(found, env=dict(env))
+    if kind == "api":
+        from runtime.providers.api import ApiProvider, ApiSettings
+
+        return ApiProvider(ApiSettings.from_env(env))
     raise ValueError(f"unknown provider {kind!r}; expected one of {', '.join(PROVIDER_KINDS)}")

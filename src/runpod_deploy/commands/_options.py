@@ -1,0 +1,37 @@
+"""Options and helpers shared by the command groups (typer and the stdlib only at import)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The stack file (YAML).")]
+VarOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045 (typer needs Optional)
+    "--var", help="KEY=VALUE template variable (repeatable); overrides --vars-file and the file.")]
+VarsFileOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    "--vars-file", help="JSON object of template variables.")]
+ProviderOpt = Annotated[str, typer.Option(
+    "--provider", help="How to reach RunPod: runpodctl (the CLI on PATH) or api (GraphQL, "
+    "needs RUNPOD_API_KEY).", envvar="RUNPOD_DEPLOY_PROVIDER")]
+LocalOpt = Annotated[bool, typer.Option(
+    "--local", help="Run against the local RunPod simulator (started if needed).")]
+
+
+def fail(exc: BaseException) -> typer.Exit:
+    """A user-facing error: one message on stderr, the error's exit code, no traceback."""
+    print(f"error: {exc}", file=sys.stderr)
+    return typer.Exit(getattr(exc, "exit_code", 1))
+
+
+def environment(local: bool) -> tuple[dict[str, str], Path | None]:
+    """The environment for provider calls and, with `--local`, the simulator's own SSH key."""
+    if not local:
+        return dict(os.environ), None
+    from runpod_deploy.local import local_cloud
+
+    cloud = local_cloud()
+    return cloud.env, cloud.ssh_key
