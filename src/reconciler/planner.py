@@ -40,7 +40,7 @@ from reconciler.template import RenderedJob
 
 __all__ = ["WATCHDOG_GRACE_SEC", "check_placement", "plan"]
 
-WATCHDOG_GRACE_SEC = 300
+WATCHDOG_GRACE_SEC = 30
 """The on-pod watchdog fires this long after the client-side deadline (the client goes first)."""
 
 _UP = (PodStatus.RUNNING, PodStatus.CREATED, PodStatus.RESTARTING)
@@ -339,8 +339,10 @@ def _guards(spec: JobSpec) -> tuple[Guard, ...]:
     return (
         Guard(name="ssh_ready", detail=f"the pod must publish SSH within "
               f"{b.ssh_ready_timeout_sec}s, or it is deleted"),
-        Guard(name="monitor", detail=f"client-side monitor polls every {b.poll_interval_sec}s and "
-              f"stops the job at the deadline, {deadline} ({basis})"),
-        Guard(name="watchdog", detail=f"on-pod watchdog stops the pod {WATCHDOG_GRACE_SEC}s after "
-              "the deadline, even if this machine goes away"),
+        Guard(name="monitor", detail=f"client-side monitor streams the log, checks the pod every "
+              f"{min(b.poll_interval_sec, 15)}s and stops the job at the deadline, {deadline} "
+              f"({basis}), or when the spend at the pod's real $/hr reaches the cap"),
+        Guard(name="watchdog", detail=f"on-pod watchdog ends the job {WATCHDOG_GRACE_SEC}s after "
+              "the deadline even if this machine goes away (RunPod ignores stopAfter; the pod "
+              "itself is stopped or deleted by apply's lifecycle step)"),
     )

@@ -10,8 +10,11 @@ The rule (docs/templates.md has the long form and the compatibility notes):
   in `{"a":{"b":1}}`) are left alone, so JSON stays intact.
 - An undefined `{name}` is an error naming the variable and the field that uses it.
 - In shell fields (run.body, setup/preflight commands), a value that is not made only of
-  `[A-Za-z0-9_@%+=:,./-]` is inserted shell-quoted; safe values are inserted verbatim, exactly as
-  the original did.
+  `[A-Za-z0-9_@%+=:,./-]` is quoted for the place it lands in: bare, it becomes one quoted
+  word (`shlex.quote`); inside `"..."` its backslashes, double quotes, dollars and backticks
+  are backslash-escaped; inside `'...'` its
+  `'` closes and reopens the quote. Either way it stays data and cannot end the string it is
+  in. Safe values are inserted verbatim, exactly as the original did.
 
 Precedence: built-ins, then `variables:` (rendered in order), then --vars-file, then --var.
 Two passes, as the original: `name` and `run_id_prefix` are rendered last and `job_name` and
@@ -64,9 +67,44 @@ def references(text: str) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def _quote_contexts(text: str) -> list[str]:
+    """For each index of a shell text: "bare", "double" or "single", the quoting in force
+    there. A small scanner of POSIX quoting (backslash escapes, '...', "..."); heredoc bodies
+    are read as bare text, where a quoted value stays one word of data."""
+    contexts, state, escaped = [], "bare", False
+    for char in text:
+        contexts.append(state)
+        if escaped:
+            escaped = False
+        elif state == "single":
+            if char == "'":
+                state = "bare"
+        elif char == "\\":
+            escaped = True
+        elif state == "double":
+            if char == '"':
+                state = "bare"
+        elif char == "'":
+            state = "single"
+        elif char == '"':
+            state = "double"
+    return contexts
+
+
+def _quote_for(value: str, context: str) -> str:
+    if context == "double":
+        return re.sub(r'([\\"$`])', r"\\\1", value)
+    if context == "single":
+        return value.replace("'", "'\\''")
+    return shlex.quote(value)
+
+
 def _substitute(text: str, values: Mapping[str, str], *, shell: bool,
                 missing: list[str]) -> str:
+    contexts: list[str] | None = None
+
     def replace(match: re.Match[str]) -> str:
+        nonlocal contexts
         if match.group(1) is not None:
             return "{" + match.group(1) + "}"
         name, raw = match.group(2), match.group(3)
@@ -75,7 +113,8 @@ def _substitute(text: str, values: Mapping[str, str], *, shell: bool,
             return match.group(0)
         value = values[name]
         if shell and not raw and not is_shell_safe(value):
-            return shlex.quote(value)
+            contexts = contexts or _quote_contexts(text)
+            return _quote_for(value, contexts[match.start()])
         return value
 
     return _TOKEN.sub(replace, text)

@@ -114,7 +114,7 @@ def _capture_payload_lockfile(project_root: Path) -> dict[str, object]:
             break
         return {"payload_lockfile": name, "payload_lockfile_sha256": digest}
     else:
-        logger.warning(
+        logger.info(
             "no lockfile under %s (looked for %s)", project_root, ", ".join(LOCKFILE_CANDIDATES)
         )
     return {"payload_lockfile": None, "payload_lockfile_sha256": None}

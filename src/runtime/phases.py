@@ -18,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from reconciler.planner import WATCHDOG_GRACE_SEC
 from reconciler.template import remote_env_prefix
 from runtime import jobscripts
 from runtime.clock import Clock
@@ -272,7 +273,7 @@ def _watchdog_deadline(ctx: JobContext) -> int:
     if ctx.budget.max_runtime_sec is not None:
         limits.append(ctx.budget.max_runtime_sec)
     # A little after the client's own guard, so the client acts first when it is there.
-    return max(1, int(min(limits)) + 30)
+    return max(1, int(min(limits)) + WATCHDOG_GRACE_SEC)
 
 
 @dataclass
