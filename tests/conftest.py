@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+pytest_plugins = ["runpod_sim.pytest_plugin"]
+
 import os
 
 import pytest

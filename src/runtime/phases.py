@@ -428,7 +428,16 @@ def monitor(ctx: JobContext, *, job_status_every_sec: float = 1.0) -> MonitorRes
         return watcher.finished()
 
     with _timed(ctx, "monitor"):
-        ctx.shell.follow(run.log_path, start_offset=0, on_line=on_line, should_stop=should_stop)
+        try:
+            ctx.shell.follow(run.log_path, start_offset=0, on_line=on_line, should_stop=should_stop)
+        except TransportError:
+            # A stream that cannot reconnect is most often a pod that died under the job:
+            # ask the provider before calling it a network failure.
+            status = ctx.pod_watch.pod_status()
+            if status == "RUNNING":
+                raise
+            ctx.events.emit(EventName.POD_KILLED_UNEXPECTED, state=status, note="the pod left RUNNING while the job ran")
+            watcher.decide(JobOutcome.POD_KILLED, f"the pod went {status} while the job ran")
     result = watcher.result()
     ctx.events.emit(EventName.JOB_FINISHED, outcome=result.outcome.value, detail=result.detail, exit_code=result.exit_code)
     return result
