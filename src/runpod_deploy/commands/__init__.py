@@ -10,13 +10,11 @@ from collections.abc import Callable
 
 import typer
 
-from runpod_deploy.commands import apply, core, drift, forensics, ops, sim
+from runpod_deploy.commands import apply, core, forensics, sim
 
 COMMAND_MODULES: tuple[Callable[[typer.Typer], None], ...] = (
     core.register,
     apply.register,
     forensics.register,
-    drift.register,
-    ops.register,
     sim.register,
 )
