@@ -137,9 +137,16 @@ def _mark(source: str, node: yaml.Node) -> SourceLocation:
     return SourceLocation(source, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+# libyaml's parser when PyYAML was built with it (several times faster on a stack file, which
+# was most of `drift` over 1,000 stacks), else the pure-Python one. Both compose nodes with
+# line/column marks, construct with SafeConstructor and raise `MarkedYAMLError`s: all that
+# `_compose` and `_build` rely on.
+_Loader: type[yaml.CSafeLoader] | type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _compose(text: str, source: str, values: dict[Path_, SourceLocation],
              keys: dict[Path_, SourceLocation], diagnostics: list[Diagnostic]) -> Any:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -160,7 +167,7 @@ def _compose(text: str, source: str, values: dict[Path_, SourceLocation],
         loader.dispose()
 
 
-def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, source: str,
+def _build(loader: yaml.CSafeLoader | yaml.SafeLoader, node: yaml.Node, path: Path_, source: str,
            values: dict[Path_, SourceLocation], keys: dict[Path_, SourceLocation],
            diagnostics: list[Diagnostic]) -> Any:
     values[path] = _mark(source, node)

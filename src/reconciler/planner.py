@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import posixpath
 from collections.abc import Callable
 
 from reconciler.cost import estimate_cost
@@ -38,7 +40,7 @@ from reconciler.spec import JobSpec, LifecycleAction
 from reconciler.state import PendingKind, PodRecord, StackState
 from reconciler.template import RenderedJob
 
-__all__ = ["WATCHDOG_GRACE_SEC", "check_placement", "plan"]
+__all__ = ["WATCHDOG_GRACE_SEC", "check_local_paths", "check_placement", "plan"]
 
 WATCHDOG_GRACE_SEC = 30
 """The on-pod watchdog fires this long after the client-side deadline (the client goes first)."""
@@ -61,11 +63,13 @@ def plan(job: JobSpec | RenderedJob, state: StackState, observation: Observation
     if state.identity is None:
         raise ValueError("plan() needs a state with its stack identity")
     diagnostics = list(check_placement(spec, observation))
+    if isinstance(job, RenderedJob) and job.variables.project_root:
+        diagnostics.extend(check_local_paths(spec, job.variables.project_root))
     unchecked: list[str] = []
     if not observation.complete:
         if state.pod is not None or state.pending is not None:
-            pod_id = state.pod.pod_id if state.pod else (state.pending.pod_id or
-                                                         state.pending.pod_name)
+            pod_id = (state.pod.pod_id if state.pod else
+                      state.pending.pod_id or state.pending.pod_name if state.pending else "")
             diagnostics.append(error(
                 f"the state names pod {pod_id} but no provider could be asked about it",
                 detail="install runpodctl (or pass --provider) so the plan can see the pod; "
@@ -157,30 +161,30 @@ def _decide(desired: DesiredPod, prefix: str, state: StackState, observation: Ob
             # 1a. The create never made a pod: create again.
             return [create.model_copy(update={"reasons": (
                 _why(Reason.PENDING_CREATE_LOST, name=pending.pod_name),)})], set()
-        pod = found[0]
-        reasons, changes = drift(pod, None)
-        why = ("--force-fresh" if options.force_fresh else
-               "it does not match the stack" if changes else
-               "it has 0 GPUs" if pod.gpu_count == 0 else
-               f"it is {pod.status.value}" if pod.status not in _UP else "")
-        if why:
+        found_pod = found[0]
+        reasons, changes = drift(found_pod, None)
+        unusable = ("--force-fresh" if options.force_fresh else
+                    "it does not match the stack" if changes else
+                    "it has 0 GPUs" if found_pod.gpu_count == 0 else
+                    f"it is {found_pod.status.value}" if found_pod.status not in _UP else "")
+        if unusable:
             # 1b. The create made a pod we cannot use: delete it and create again.
-            first = _why(Reason.PENDING_CREATE_MISMATCH, pod_id=pod.pod_id, name=pod.name,
-                         why=why)
-            return [replace(pod, first, *reasons, changes=changes)], {pod.pod_id}
+            first = _why(Reason.PENDING_CREATE_MISMATCH, pod_id=found_pod.pod_id,
+                         name=found_pod.name, why=unusable)
+            return [replace(found_pod, first, *reasons, changes=changes)], {found_pod.pod_id}
         # 1c. The create made a healthy, matching pod: adopt it into the state.
-        return [Step(kind=StepKind.ADOPT, target=pod.name, pod_id=pod.pod_id,
-                     reasons=(_why(Reason.PENDING_CREATE_FOUND, pod_id=pod.pod_id,
-                                   name=pod.name),))], {pod.pod_id}
+        return [Step(kind=StepKind.ADOPT, target=found_pod.name, pod_id=found_pod.pod_id,
+                     reasons=(_why(Reason.PENDING_CREATE_FOUND, pod_id=found_pod.pod_id,
+                                   name=found_pod.name),))], {found_pod.pod_id}
     if pending is not None and pending.kind is PendingKind.DELETE and pending.pod_id:
-        pod = live(pending.pod_id)
-        why = _why(Reason.PENDING_DELETE, pod_id=pending.pod_id)
-        if pod is not None:
+        deleting = live(pending.pod_id)
+        why_delete = _why(Reason.PENDING_DELETE, pod_id=pending.pod_id)
+        if deleting is not None:
             # 1d. A delete was begun and the pod is still there: finish it, then create.
-            return [replace(pod, why)], {pod.pod_id}
+            return [replace(deleting, why_delete)], {deleting.pod_id}
         # 1e. A delete was begun and the pod is gone: forget it, then create.
         return [Step(kind=StepKind.FORGET, target=pending.pod_name or pending.pod_id,
-                     pod_id=pending.pod_id, reasons=(why,)), create], {pending.pod_id}
+                     pod_id=pending.pod_id, reasons=(why_delete,)), create], {pending.pod_id}
     # (A pending start or stop falls through: the observation shows how it ended.)
 
     # 2. No pod recorded: create one.
@@ -230,8 +234,9 @@ def _relevant_pods(prefix: str, state: StackState, observation: Observation) -> 
     if state.pending and state.pending.pod_id:
         ids.add(state.pending.pod_id)
     names = {state.pending.pod_name} if state.pending else set()
-    rows = [[p.pod_id, p.name, p.status.value, p.image, p.gpu_type_id, p.datacenter_id,
-             p.gpu_count] for p in observation.pods
+    rows: list[list[object]] = [
+        [p.pod_id, p.name, p.status.value, p.image, p.gpu_type_id, p.datacenter_id, p.gpu_count]
+        for p in observation.pods
             if p.pod_id in ids or p.name.startswith(prefix) or p.name in names]
     return sorted(rows, key=lambda row: str(row[0]))
 
@@ -240,6 +245,32 @@ def _fingerprint(spec_json: str, state: StackState, pods: list[list[object]]) ->
     blob = json.dumps({"spec": spec_json, "serial": state.serial, "lineage": state.lineage,
                        "pods": pods}, sort_keys=True, default=str)
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def check_local_paths(spec: JobSpec, project_root: str) -> list[Diagnostic]:
+    """Staging sources and artifact destinations must stay inside the project root.
+
+    A relative path with `..` (or an absolute one) that leaves the project would push files
+    from elsewhere on this machine to a rented pod, or let a pulled artifact land anywhere.
+    Secret files are exempt: they usually live outside the project on purpose."""
+    root = posixpath.normpath(project_root)
+    out: list[Diagnostic] = []
+
+    def inside(path: str) -> bool:
+        full = posixpath.normpath(posixpath.join(root, path))
+        return full == root or full.startswith(root.rstrip("/") + "/")
+
+    for i, entry in enumerate(spec.staging):
+        if not inside(entry.source):
+            out.append(error(f"staging source '{entry.source}' is outside the project root {root}",
+                             detail="expected a path inside the project (relative to local.project_root)",
+                             field_path=f"staging[{i}].source"))
+    for i, artifact in enumerate(spec.artifacts):
+        if not inside(artifact.local_path):
+            out.append(error(f"artifact local_path '{artifact.local_path}' is outside the project root {root}",
+                             detail="expected a path inside the project, such as '{run_dir}/out'",
+                             field_path=f"artifacts[{i}].local_path"))
+    return out
 
 
 def check_placement(spec: JobSpec, observation: Observation | None = None) -> list[Diagnostic]:
@@ -274,6 +305,13 @@ def check_placement(spec: JobSpec, observation: Observation | None = None) -> li
                                f"'{spec.storage.volume_name}'; list only the volume's "
                                "datacenter", field_path="pod.datacenters"))
     budget = spec.budget
+    for name in ("cost_cap_usd", "assumed_hourly_rate_usd"):
+        if not math.isfinite(getattr(budget, name)):
+            out.append(error(f"budget.{name} is not a finite number",
+                             detail="expected a dollar amount such as 5.0 (.inf or .nan caps nothing)",
+                             field_path=f"budget.{name}"))
+    if not all(math.isfinite(getattr(budget, n)) for n in ("cost_cap_usd", "assumed_hourly_rate_usd")):
+        return out
     if budget.max_runtime_minutes is not None:
         assumed = budget.assumed_hourly_rate_usd * budget.timeout_sec / 3600
         if assumed > budget.cost_cap_usd + 1e-9:

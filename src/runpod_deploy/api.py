@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import posixpath
 import secrets as _secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.diagnostics import Diagnostic, PlanError, SpecError, error
 from reconciler.load import SourceMap, load_spec_report, parse_var_assignment, parse_vars_file
@@ -32,6 +32,10 @@ from reconciler.spec import JobSpec, json_schema
 from reconciler.state import StackIdentity, StackState
 from reconciler.template import RenderedJob, render_spec, resolve_variables
 from runtime.clock import Clock, SystemClock
+
+if TYPE_CHECKING:  # the executor pulls in SSH and rsync; import it only where it runs
+    from runtime.executor import ApplyResult
+    from runtime.reporter import Reporter
 
 __all__ = [
     "ApplyRequest",
@@ -81,6 +85,67 @@ def new_nonce() -> str:
     return _secrets.token_hex(3)
 
 
+MAX_INPUT_BYTES = 1 << 20
+"""A stack or vars file larger than this (1 MiB) is refused before it is parsed: real stacks
+are a few KB, and PyYAML takes seconds per megabyte."""
+
+MAX_YAML_NODES = 20_000
+"""Nodes a stack may expand to once aliases are followed (a "billion laughs" file is tiny on
+disk and huge in memory)."""
+
+
+def _read_input(path: Path, field_path: str, what: str, expected: str) -> str:
+    """The text of a user-supplied file, or a SpecError saying why it cannot be used."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_INPUT_BYTES:
+            raise SpecError([error(f"{what} is {size:,} bytes, over the {MAX_INPUT_BYTES:,}-byte limit",
+                                   detail=expected, field_path=field_path)])
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SpecError([error(f"cannot read {what}: {exc.strerror or exc}", detail=expected,
+                               field_path=field_path)]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError([error(f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                               f"{exc.start})", detail=expected, field_path=field_path)]) from None
+
+
+def _refuse_alias_bombs(text: str, source: str) -> None:
+    """Count the nodes the YAML would expand to, following aliases, and stop at the limit.
+
+    `yaml.compose` shares an aliased node instead of copying it, so this walk is cheap even for
+    a hostile file; what is expensive is building and locating the expanded values. (This guard
+    belongs in `reconciler.load`; it lives here until that module takes it over.)"""
+    import yaml
+
+    if "*" not in text:
+        return
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return  # the loader reports syntax errors with their position
+    budget = [MAX_YAML_NODES]
+
+    def walk(node: Any) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise SpecError([error(f"the YAML expands to more than {MAX_YAML_NODES:,} values through "
+                                   "aliases (*name)", detail="expected a stack without alias bombs",
+                                   field_path=source)])
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                walk(key)
+                walk(value)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                walk(item)
+
+    if root is not None:
+        walk(root)
+
+
 def _locate(exc: SpecError | PlanError, smap: SourceMap) -> SpecError | PlanError:
     diags = [d.with_location(smap.locate_dotted(d.field_path)) if d.field_path and
              not d.field_path.startswith("--") else d for d in exc.diagnostics]
@@ -95,12 +160,8 @@ def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapp
     env = os.environ if env is None else env
     home = env.get("HOME") or str(Path.home())
     path = Path(config).expanduser().absolute()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError([error(f"cannot read the stack file: {exc.strerror or exc}",
-                               detail="expected a readable YAML file", field_path=str(config))]
-                        ) from None
+    text = _read_input(path, str(config), "the stack file", "expected a readable YAML file")
+    _refuse_alias_bombs(text, str(config))
     loaded = load_spec_report(text, source=str(config))
     variables: dict[str, str] = {}
     if isinstance(cli_vars, Mapping):
@@ -112,11 +173,9 @@ def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapp
     file_vars: dict[str, str] = {}
     if vars_file is not None:
         vpath = Path(vars_file)
-        try:
-            file_vars = parse_vars_file(vpath.read_text(encoding="utf-8"), source=str(vars_file))
-        except OSError as exc:
-            raise SpecError([error(f"cannot read the vars file: {exc.strerror or exc}",
-                                   field_path="--vars-file")]) from None
+        file_vars = parse_vars_file(
+            _read_input(vpath, "--vars-file", "the vars file", "expected a JSON object of strings"),
+            source=str(vars_file))
     spec = loaded.spec
     try:
         values = resolve_variables(spec, config_dir=str(path.parent), home=home,
@@ -232,17 +291,21 @@ class ApplyRequest:
 
 def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyRequest(), *,
                 env: Mapping[str, str] | None = None, clock: Clock | None = None,
-                reporter: Any = None, confirm: Any = None, on_plan: Any = None,
-                on_run_dir: Any = None) -> Any:
+                reporter: Reporter | None = None,
+                confirm: Callable[[Plan], bool] | None = None,
+                on_plan: Callable[[Plan], None] | None = None,
+                on_run_dir: Callable[[Path], None] | None = None) -> ApplyResult | None:
     """Plan and apply a stack: lock it, re-observe, plan (a saved plan must still match), ask
     `confirm(plan)` (None: go ahead), then provision, run the job, pull, apply the lifecycle.
 
-    Returns `runtime.executor.ApplyResult` (its `exit_code` tells the outcomes apart); raises
+    Returns the `ApplyResult` (its `exit_code` tells the outcomes apart), or None when
+    `confirm` declined; raises
     `RunpodDeployError` for what stops it before a run dir exists (bad stack, locked stack,
     stale plan, provider unreachable). `on_plan(plan)` sees the plan before the prompt.
     """
     from runtime.executor import ApplyOptions, Executor, hostkeys_path_for
     from runtime.errors import ProviderError, StalePlanError
+    from runtime.failpoints import crash_point
     from runtime.providers import make_provider
     from runtime.reporter import PlainReporter
     from runtime.rundir import EventLog, create_run_dir
@@ -265,6 +328,7 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
                             "--provider api, or --local for the simulator)", provider=request.provider)
     store = StateStore(stack.state_path, stack.identity)
     with store.lock(timeout=0, command=f"apply {stack.config_path}"):
+        crash_point("after_lock")
         state = store.read()
         observation = observe_stack(stack, state, provider=request.provider, env=env, clock=clock)
         the_plan = make_plan(stack, options=request.plan_options, provider=request.provider, env=env,

@@ -88,7 +88,11 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return not Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:  # it went between the two looks
+        return False
+    return stat.split(")")[-1].split()[0] != "Z"
 
 
 def down(home: Path, timeout: float = 20.0) -> bool:

@@ -7,6 +7,7 @@ every pod process before it exits (pod statuses stay, so the next run brings the
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import threading
@@ -45,9 +46,12 @@ def serve(home: Path, *, host: str = "127.0.0.1", port: int = 0,
     try:
         server.shutdown_requested.wait()
     finally:
+        # A shutdown should take well under a second; if one hangs, say where (in sim.log).
+        faulthandler.dump_traceback_later(5, exit=False)
         engine.stop_ticker()
         ticker.join(timeout=5)
         server.shutdown()
         engine.shutdown()
         server.server_close()
         (home / "sim.json").unlink(missing_ok=True)
+        faulthandler.cancel_dump_traceback_later()

@@ -25,6 +25,7 @@ from types import FrameType
 from typing import Any
 
 from reconciler.desired import PodRequest
+from reconciler.diagnostics import RunpodDeployError
 from reconciler.observed import CloudType, ObservedPod, PodStatus
 from reconciler.plan import Plan, StepKind
 from reconciler.spec import JobSpec, StorageMode
@@ -41,11 +42,11 @@ from runtime.errors import (
     PodNotFoundError,
     ProviderError,
     RemoteCommandError,
-    RunpodDeployError,
     RuntimeExceededError,
     StalePlanError,
     TransportError,
 )
+from runtime.failpoints import crash_point
 from runtime.gitmeta import capture_deploy_metadata
 from runtime.hostkeys import HostKeyPins
 from runtime.provision import Candidate, FailoverResult, create_with_failover, terminate, wait_until_published
@@ -305,6 +306,7 @@ class Executor:
                     self.reporter.warning(f"unexpected error: {detail}")
             action = self._lifecycle(journal, run, outcome, events)
         wall = self.clock.monotonic() - started
+        crash_point("before_manifest")
         manifest_path = self._manifest(plan, run, run_dir, outcome, action, wall)
         journal.finished(
             LastRun(run_id=run_dir.name, run_dir=str(run_dir), outcome=outcome.value),
@@ -391,7 +393,7 @@ class Executor:
                 ready=ready,
             )
         except FailoverExhaustedError as error:
-            run.attempts = tuple(_attempt_record(a) for a in error.attempts)  # type: ignore[arg-type]
+            run.attempts = tuple(_attempt_record(a) for a in error.attempts)
             raise
         run.pod, run.candidate = result.pod, result.candidate
         run.attempts = tuple(_attempt_record(a) for a in result.attempts)
@@ -408,15 +410,16 @@ class Executor:
         journal.begin("start", pod_name=record.name if record else "", pod_id=pod_id)
         started = self.clock.monotonic()
         try:
-            self.provider.start_pod(pod_id, gpu_count=gpu_count)
+            resumed = self.provider.start_pod(pod_id, gpu_count=gpu_count)
         except (HostFullError, PodNotFoundError) as error:
             journal.cancel_pending()
-            self.reporter.warning(f"cannot resume pod {pod_id} ({error}); replacing it with a new pod")
-            events.emit(EventName.POD_RESUMED, pod_id=pod_id, resumed=False, reason=str(error)[:300])
-            terminate(self.provider, pod_id, journal=journal, events=events)
-            self._create(journal, run, events)
+            self._replace_unresumable(pod_id, str(error), journal, run, events)
             return
         journal.confirmed()
+        if resumed.gpu_count == 0:
+            # RunPod resumes a pod whose host gave its GPUs away with gpuCount 0, and bills it.
+            self._replace_unresumable(pod_id, f"it came back with 0 GPUs (asked for {gpu_count})", journal, run, events)
+            return
         pod = wait_until_published(
             self.provider,
             pod_id,
@@ -424,11 +427,21 @@ class Executor:
             clock=self.clock,
             reporter=self.reporter,
         )
+        if pod.gpu_count == 0:
+            self._replace_unresumable(pod_id, f"it came back with 0 GPUs (asked for {gpu_count})", journal, run, events)
+            return
         journal.pin(self._connect(pod, journal, new_boot=True, events=events))
         run.pod, run.resumed, run.billing_started = pod, True, started
         run.candidate = Candidate(pod.gpu_type_id or (record.gpu_type_id if record else "") or "", pod.datacenter_id or "")
         self._price(run)
         events.emit(EventName.POD_RESUMED, pod_id=pod_id, resumed=True)
+
+    def _replace_unresumable(self, pod_id: str, why: str, journal: StateJournal, run: _Run, events: EventLog) -> None:
+        """A stopped pod that cannot serve the run (host full, gone, zero GPUs): delete, create."""
+        self.reporter.warning(f"cannot resume pod {pod_id} ({why}); replacing it with a new pod")
+        events.emit(EventName.POD_RESUMED, pod_id=pod_id, resumed=False, reason=why[:300])
+        terminate(self.provider, pod_id, journal=journal, events=events)
+        self._create(journal, run, events)
 
     def _reuse(self, pod_id: str, journal: StateJournal, run: _Run, events: EventLog, *, adopt: bool) -> None:
         pod = self.provider.get_pod(pod_id)
@@ -539,6 +552,7 @@ class Executor:
                 self.reporter.waiting("SSH", now - began, f"{attempt.stage}: {attempt.detail}")
 
         try:
+            crash_point("ssh_wait")
             session.wait_until_ready(timeout_sec=self._ready_deadline(), on_attempt=heartbeat)
         except BaseException:
             session.close()
@@ -675,11 +689,16 @@ class Executor:
             session.close()
         try:
             if action is RecordedAction.DELETE:
-                terminate(self.provider, pod_id, journal=journal, events=events)
+                terminate(
+                    self.provider, pod_id, journal=journal, events=events,
+                    crash_points=("before_lifecycle_call", "after_lifecycle_call"),
+                )
                 run.final_state = PodStatus.TERMINATED.value
             elif action in (RecordedAction.STOP, RecordedAction.RECYCLE):
                 journal.begin("stop", pod_name=record.name, pod_id=pod_id)
+                crash_point("before_lifecycle_call")
                 self.provider.stop_pod(pod_id)
+                crash_point("after_lifecycle_call")
                 journal.confirmed()
                 run.final_state = PodStatus.EXITED.value
                 events.emit(EventName.LIFECYCLE_APPLIED, action=action.value, pod_id=pod_id)

@@ -22,6 +22,7 @@ from reconciler.planner import WATCHDOG_GRACE_SEC
 from reconciler.template import remote_env_prefix
 from runtime import jobscripts
 from runtime.clock import Clock
+from runtime.failpoints import crash_point
 from runtime.errors import (
     BudgetExceededError,
     JobFailedError,
@@ -169,6 +170,7 @@ def run_commands(ctx: JobContext, phase: str, commands: Sequence[Any]) -> None:
         return
     prefix = remote_env_prefix(ctx.spec.remote_env)
     with _timed(ctx, phase):
+        crash_point(phase)
         for command in commands:
             text = f"{prefix} {command.command}" if command.with_env and prefix else command.command
             ctx.reporter.info(f"[{phase}] {command.command[:120]}")
@@ -225,6 +227,7 @@ def push_staging(ctx: JobContext) -> None:
                 result = ctx.transfer.push(source, dest, delete=entry.delete, excludes=effective_excludes(entry))
             else:
                 result = _push_file(ctx, source, entry.destination)
+            crash_point("stage")
             ctx.events.emit(
                 EventName.STAGING_PUSHED,
                 label=entry.label,
@@ -251,6 +254,7 @@ def launch(ctx: JobContext) -> None:
     """Write the run script, start it detached, arm the on-pod watchdog at the deadline."""
     run = ctx.spec.run
     with _timed(ctx, "launch"):
+        stop_earlier_jobs(ctx)
         ctx.shell.run(f"mkdir -p {shlex.quote(os.path.dirname(run.script_path) or '/')}", timeout=30)
         ctx.shell.put_text(run.script_path, run.body if run.body.endswith("\n") else run.body + "\n", mode=0o755)
         output = ctx.shell.run(
@@ -265,6 +269,33 @@ def launch(ctx: JobContext) -> None:
         )
         ctx.run_started = True
         ctx.events.emit(EventName.JOB_LAUNCHED, pid=pid, watchdog_deadline_sec=deadline, log_path=run.log_path)
+
+
+def stop_earlier_jobs(ctx: JobContext) -> list[str]:
+    """End any job an earlier run left running on this pod (one job per pod).
+
+    An apply killed while its job ran leaves the job running, detached, and the next apply
+    reuses the pod. The old job appends to the same log path, so left alone its success marker
+    would land in the new run's log and end the new run early, as a false success; and two
+    copies of a job would share the GPU. Each run's control dir records its job's pid."""
+    parent = posixpath.dirname(ctx.control_dir.rstrip("/"))
+    listing = ctx.shell.run(
+        f"for d in {shlex.quote(parent)}/*/; do d=${{d%/}}; [ -e \"$d/exit_code\" ] && continue; "
+        f'p=$(cat "$d/pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "$d"; done; true',
+        timeout=30,
+        check=False,
+    )
+    stopped = []
+    for control_dir in (listing.stdout or "").split("\n"):
+        control_dir = control_dir.strip()
+        if not control_dir or control_dir.rstrip("/") == ctx.control_dir.rstrip("/"):
+            continue
+        ctx.reporter.warning(
+            f"a job of an earlier run ({posixpath.basename(control_dir)}) is still running on the pod; stopping it"
+        )
+        ctx.shell.run(jobscripts.stop_command(control_dir=control_dir), timeout=60, check=False)
+        stopped.append(control_dir)
+    return stopped
 
 
 def _watchdog_deadline(ctx: JobContext) -> int:
@@ -393,6 +424,7 @@ def monitor(ctx: JobContext, *, job_status_every_sec: float = 1.0) -> MonitorRes
                 steps_seen.add((kind, name))
                 event = EventName.REMOTE_STEP_STARTED if kind == "START" else EventName.REMOTE_STEP_COMPLETED
                 ctx.events.emit(event, name=name)
+        crash_point("monitor")
         marker = watcher.on_line(line)
         if marker is not None:
             ctx.events.emit(EventName.FAILURE_MARKER_SEEN, marker=marker)
@@ -465,6 +497,7 @@ def pull_artifacts(ctx: JobContext, *, best_effort: bool) -> tuple[ArtifactPull,
         except TransportError as error:
             ctx.events.emit(EventName.REMOTE_LOG_PULL_FAILED, path=run.log_path, error=str(error)[:500])
             ctx.reporter.warning(f"could not pull the run log {run.log_path}: {error}")
+        crash_point("pull")
         for artifact in ctx.spec.artifacts:
             local = _local_path(ctx, artifact.local_path)
             local.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,9 @@ from runtime.errors import (
     FailoverExhaustedError,
     ProviderError,
     ProviderUnavailableError,
+    TransportError,
 )
+from runtime.failpoints import crash_point
 from runtime.providers.protocol import PodProvider
 from runtime.reporter import Reporter
 from runtime.rundir import AttemptOutcome, EventLog, EventName
@@ -170,6 +172,7 @@ def create_with_failover(
         request = make_request(candidate)
         started = clock.monotonic()
         journal.begin("create", pod_name=request.name)
+        crash_point("before_create_call")
         try:
             pod = provider.create_pod(request)
         except CapacityError as error:
@@ -189,6 +192,7 @@ def create_with_failover(
                 raise
             reporter.warning(f"create answered '{error}' but pod {found.pod_id} exists: adopting it")
             pod = found
+        crash_point("after_create_call")
         journal.recorded(pod, request)
         events.emit(
             EventName.POD_CREATED,
@@ -206,7 +210,7 @@ def create_with_failover(
                 raise _OverPrice(over)
             if ready is not None:
                 pod = ready(pod)
-        except (PodNotReadyError, _OverPrice, ProviderError) as error:
+        except (PodNotReadyError, _OverPrice, ProviderError, TransportError) as error:
             usd = _spent(pod, clock.monotonic() - started)
             outcome = (
                 AttemptOutcome.OVER_PRICE
@@ -247,10 +251,15 @@ def _over_price(pod: ObservedPod, candidate: Candidate, cap: float | None, toler
     return None
 
 
-def terminate(provider: PodProvider, pod_id: str, *, journal: Journal, events: EventLog) -> None:
-    """Delete a pod, journaled: a kill between the two writes leaves a pending delete to redo."""
+def terminate(
+    provider: PodProvider, pod_id: str, *, journal: Journal, events: EventLog, crash_points: tuple[str, str] = ("", "")
+) -> None:
+    """Delete a pod, journaled: a kill between the two writes leaves a pending delete to redo.
+    `crash_points` names the failpoints before and after the call (the lifecycle's delete)."""
     journal.begin("delete", pod_name="", pod_id=pod_id)
+    crash_point(crash_points[0])
     provider.terminate_pod(pod_id)
+    crash_point(crash_points[1])
     journal.released(pod_id)
     events.emit(EventName.LIFECYCLE_APPLIED, action="delete", pod_id=pod_id)
 

@@ -337,7 +337,12 @@ class SshSession:
             transport.close()
             raise
         except paramiko.AuthenticationException as exc:
+            # paramiko reports a connection cut during auth ("transport shut down or saw EOF")
+            # as an auth failure; a real refusal leaves the transport up.
+            link_lost = not transport.is_active()
             transport.close()
+            if link_lost:
+                raise _LinkDownError(f"SSH connection to {where} lost during login: {exc}") from exc
             raise SshError(
                 f"{where} refused key {self._key_path} for {self._user}: {exc} "
                 "(is its public key in the pod's PUBLIC_KEY / authorized_keys?)"

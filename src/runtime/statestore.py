@@ -18,8 +18,9 @@ import json
 import os
 import socket
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import filelock
 
 from reconciler.state import StackIdentity, StackState, StateDecodeError
 from runtime.errors import LockHolder, StateCorruptError, StateLockedError, StateMismatchError
+from runtime.failpoints import crash_point
 
 __all__ = ["StateStore", "backup_path", "lock_path", "read_state", "write_state"]
 
@@ -83,17 +85,19 @@ def write_state(path: Path, state: StackState) -> StackState:
                        legacy=False)
     if path.exists():
         _atomic_write(backup_path(path), path.read_bytes())
-    _atomic_write(path, new.to_json().encode("utf-8"))
+    _atomic_write(path, new.to_json().encode("utf-8"), before_replace=lambda: crash_point("state_write"))
     return new
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes, *, before_replace: Callable[[], None] | None = None) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -139,6 +143,17 @@ class StateStore:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def _holder_once_written(self, wait_sec: float = 2.0) -> LockHolder | None:
+        """The holder record of a busy lock. The winner writes it just after taking the lock, so
+        a loser that lost by microseconds waits briefly for it rather than saying "another
+        process" (the message must name the holder)."""
+        deadline = time.monotonic() + wait_sec
+        while True:
+            holder = self.holder()
+            if holder is not None or time.monotonic() >= deadline:
+                return holder
+            time.sleep(0.02)
+
     @contextlib.contextmanager
     def lock(self, *, timeout: float = 0, command: str = "") -> Iterator[LockHolder]:
         """Hold the stack's lock; raises StateLockedError (with the holder) after `timeout` s."""
@@ -147,7 +162,7 @@ class StateStore:
         try:
             lock.acquire(timeout=timeout)
         except filelock.Timeout:
-            holder = self.holder()
+            holder = self._holder_once_written()
             if (holder is not None and holder.host == socket.gethostname()
                     and not _pid_alive(holder.pid)):
                 # The recorded holder is dead, so the OS has dropped its lock: retry once.

@@ -10,11 +10,13 @@ from collections.abc import Callable
 
 import typer
 
-from runpod_deploy.commands import apply, core, forensics, sim
+from runpod_deploy.commands import apply, core, drift, forensics, ops, sim
 
 COMMAND_MODULES: tuple[Callable[[typer.Typer], None], ...] = (
     core.register,
     apply.register,
     forensics.register,
+    drift.register,
+    ops.register,
     sim.register,
 )

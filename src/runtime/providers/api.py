@@ -11,6 +11,7 @@ backoff on 429, 5xx and timeouts (tenacity). A create is never retried here: Run
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -141,19 +142,13 @@ class ApiProvider:
 
     def create_pod(self, request: PodRequest) -> ObservedPod:
         spot = request.interruptible
+        if spot and request.bid_per_gpu is None:
+            request = dataclasses.replace(request, bid_per_gpu=self._spot_price(request))
         document = gql.CREATE_SPOT if spot else gql.CREATE_ON_DEMAND
         field = "podRentInterruptable" if spot else "podFindAndDeployOnDemand"
-        try:
-            data = self._query(
-                "create", document, {"input": gql.create_input(request)}, retry_transient=False
-            )
-        except CapacityError as error:
-            raise CapacityError(
-                str(error),
-                gpu_type_id=request.gpu_type_id,
-                datacenter_id=request.datacenter_id,
-                provider=self.name,
-            ) from None
+        data = self._query(
+            "create", document, {"input": gql.create_input(request)}, retry_transient=False
+        )
         raw = data.get(field)
         if not isinstance(raw, Mapping) or not raw.get("id"):
             raise ProviderProtocolError(
@@ -194,6 +189,22 @@ class ApiProvider:
 
     def catalog(self, *, cloud_type: CloudType | None = None) -> Catalog:
         return gql.parse_catalog(self._query("catalog", gql.CATALOG, {}, retry_transient=True))
+
+    def _spot_price(self, request: PodRequest) -> float:
+        """RunPod requires a bid for a spot pod; without one from the stack, bid the GPU's
+        current spot price. No spot price means no spot offer: a stock-out for this candidate."""
+        data = self._query(
+            "create", gql.SPOT_PRICE, {"input": {"id": request.gpu_type_id}}, retry_transient=True
+        )
+        price = gql.parse_spot_price(data, request.gpu_type_id, request.cloud_type)
+        if price is None:
+            raise CapacityError(
+                f"no spot price for {request.gpu_type_id} in {request.cloud_type.value} cloud",
+                gpu_type_id=request.gpu_type_id,
+                datacenter_id=request.datacenter_id,
+                provider=self.name,
+            )
+        return price
 
     # -- HTTP -------------------------------------------------------------------------------
 
@@ -250,8 +261,13 @@ class ApiProvider:
         errors = body.get("errors")
         if errors:
             message = _first_message(errors)
-            pod_id = str(variables.get("input", {}).get("podId", "")) if isinstance(variables.get("input"), Mapping) else ""
-            raise _business_error(message, provider=self.name, operation=operation, pod_id=pod_id)
+            inputs = variables.get("input")
+            raise _business_error(
+                message,
+                provider=self.name,
+                operation=operation,
+                inputs=inputs if isinstance(inputs, Mapping) else {},
+            )
         if status >= 400:
             raise ProviderError(f"HTTP {status}: {response.text[:200]}", provider=self.name, operation=operation)
         data = body.get("data")
@@ -268,12 +284,21 @@ def _first_message(errors: object) -> str:
     return str(errors)[:300]
 
 
-def _business_error(message: str, *, provider: str, operation: str, pod_id: str) -> ProviderError:
-    """RunPod answers business errors as HTTP 200 with `errors[]`; the message says which."""
+def _business_error(
+    message: str, *, provider: str, operation: str, inputs: Mapping[str, Any]
+) -> ProviderError:
+    """RunPod answers business errors as HTTP 200 with `errors[]`; the message says which, and
+    the request's `input` variable names the pod or the create's candidate."""
     if _CAPACITY.search(message):
-        return CapacityError(message, provider=provider)
+        return CapacityError(
+            message,
+            gpu_type_id=str(inputs.get("gpuTypeId") or ""),
+            datacenter_id=str(inputs.get("dataCenterId") or ""),
+            provider=provider,
+        )
     if _HOST_FULL.search(message):
         return HostFullError(message, provider=provider, operation=operation)
     if _NOT_FOUND.search(message):
-        return PodNotFoundError(pod_id or "(unknown id)", provider=provider, operation=operation)
+        pod_id = str(inputs.get("podId") or "(unknown id)")
+        return PodNotFoundError(pod_id, provider=provider, operation=operation)
     return ProviderError(message, provider=provider, operation=operation)

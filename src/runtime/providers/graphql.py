@@ -44,6 +44,10 @@ RESUME_POD = (
 )
 STOP_POD = "mutation stopPod($input: PodStopInput!) { podStop(input: $input) { id desiredStatus } }"
 TERMINATE_POD = "mutation terminatePod($input: PodTerminateInput!) { podTerminate(input: $input) }"
+SPOT_PRICE = (
+    "query spotPrice($input: GpuTypeFilter) "
+    "{ gpuTypes(input: $input) { id secureSpotPrice communitySpotPrice } }"
+)
 CATALOG = """
 query catalog {
   gpuTypes { id displayName memoryInGb securePrice communityPrice secureSpotPrice communitySpotPrice }
@@ -78,6 +82,17 @@ def create_input(request: PodRequest) -> dict[str, Any]:
     if request.interruptible and request.bid_per_gpu is not None:
         body["bidPerGpu"] = request.bid_per_gpu
     return body
+
+
+def parse_spot_price(
+    data: Mapping[str, Any], gpu_type_id: str, cloud_type: CloudType
+) -> float | None:
+    """The $/GPU/hr a spot pod of that GPU costs in that cloud, from a SPOT_PRICE answer."""
+    for gpu in data.get("gpuTypes") or ():
+        if isinstance(gpu, Mapping) and gpu.get("id") == gpu_type_id:
+            key = "secureSpotPrice" if cloud_type is CloudType.SECURE else "communitySpotPrice"
+            return _float(gpu.get(key))
+    return None
 
 
 def parse_pod(raw: Mapping[str, Any]) -> ObservedPod:
