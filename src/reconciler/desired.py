@@ -44,7 +44,9 @@ class DesiredPod:
 
     GPU types and datacenters are ordered candidate lists; a pod matches when it runs on any
     of them. `fingerprint()` is stored in the state so that a later plan can tell what the
-    pod was made from.
+    pod was made from. `network_volume_id` is what the planner resolved the volume's name to
+    (None for ephemeral storage, or when the volumes were not listed): it is observed, not
+    written in the stack, so it stays out of `identity()`.
     """
 
     image: str
@@ -59,6 +61,7 @@ class DesiredPod:
     network_volume_name: str | None = None
     ports: tuple[str, ...] = ("22/tcp",)
     interruptible: bool = False
+    network_volume_id: str | None = None
 
     def identity(self) -> dict[str, object]:
         return {
@@ -86,7 +89,7 @@ class DesiredPod:
                        interruptible=self.interruptible,
                        container_disk_gb=self.container_disk_gb,
                        volume_gb=self.volume_gb or 0, volume_mount_path=self.volume_mount_path,
-                       ports=self.ports)
+                       network_volume_id=self.network_volume_id, ports=self.ports)
             for gpu in self.gpu_type_ids for dc in self.datacenter_ids)
 
 

@@ -75,6 +75,9 @@ def actual_facts(pod: ObservedPod | None, record: PodRecord | None) -> dict[str,
             "volume_gb": pick(o.volume_gb if o else None, r.volume_gb if r else None),
             "volume_mount_path": o.volume_mount_path if o else None,
             "container_disk_gb": o.container_disk_gb if o else None,
+            "network_volume_id": pick(o.network_volume_id if o else None,
+                                      r.network_volume_id if r else None),
+            "mode": r.storage_mode if r else None,
         },
     }
     facts["storage"] = {k: v for k, v in facts["storage"].items() if v is not None}
@@ -83,7 +86,11 @@ def actual_facts(pod: ObservedPod | None, record: PodRecord | None) -> dict[str,
 
 def desired_facts(desired: DesiredPod, actual: dict[str, Any]) -> dict[str, Any]:
     """The same shape as `actual`, limited to the keys known there. A GPU or datacenter that is
-    one of the candidates matches; otherwise the first candidate is what a new pod would get."""
+    one of the candidates matches; otherwise the first candidate is what a new pod would get.
+    A pod on a network volume that the stack does not name (or no longer names: the volume was
+    deleted and made again under the same name) is drift, and so is a pod created with the
+    other storage mode (as the state recorded it); a volume that was not looked up is unknown,
+    and unknown is not drift."""
     gpu = actual.get("gpu_type_id")
     dc = actual.get("datacenter_id")
     want: dict[str, Any] = {
@@ -92,12 +99,19 @@ def desired_facts(desired: DesiredPod, actual: dict[str, Any]) -> dict[str, Any]
         "datacenter_id": dc if dc in desired.datacenter_ids else _one_of(desired.datacenter_ids),
         "cloud_type": desired.cloud_type.value,
     }
-    storage = {"volume_gb": desired.volume_gb if desired.volume_gb is not None else 0,
-               "volume_mount_path": desired.volume_mount_path,
-               "container_disk_gb": desired.container_disk_gb}
+    storage: dict[str, Any] = {
+        "volume_gb": desired.volume_gb if desired.volume_gb is not None else 0,
+        "volume_mount_path": desired.volume_mount_path,
+        "container_disk_gb": desired.container_disk_gb,
+        "network_volume_id": None,
+        "mode": desired.storage_mode,
+    }
+    known = actual.get("storage", {})
     if desired.storage_mode == "network_volume":
-        storage.pop("volume_gb")
-    want["storage"] = {k: v for k, v in storage.items() if k in actual.get("storage", {})}
+        # The pod's own volume size means nothing on a network volume: not compared.
+        storage["volume_gb"] = known.get("volume_gb")
+        storage["network_volume_id"] = desired.network_volume_id or known.get("network_volume_id")
+    want["storage"] = {k: v for k, v in storage.items() if k in known}
     return {k: v for k, v in want.items() if k in actual}
 
 

@@ -1,4 +1,4 @@
-"""What a provider reported about pods and GPUs, as plain frozen values.
+"""What a provider reported about pods, GPUs and network volumes, as plain frozen values.
 
 The shell builds these from runpodctl JSON or API responses (`runtime.providers`) and hands
 them to the planner, which never calls a provider itself. The time of the observation is passed
@@ -161,6 +161,17 @@ class Catalog:
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkVolume:
+    """A network volume of the account. It lives in one datacenter and outlives every pod that
+    mounts it, so a stack names it (`storage.volume_name`) and the plan resolves the id."""
+
+    id: str
+    name: str
+    datacenter_id: str | None = None
+    size_gb: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """Everything the shell observed for one stack, at one moment, for the planner.
 
@@ -168,11 +179,14 @@ class Observation:
     (looked up by id); a pod the state names that the provider does not know is absent here,
     which the planner reads as gone. `complete` is False when no provider could be asked (an
     offline plan): the planner then says what it cannot know instead of guessing.
+    `network_volumes` is None when they were not listed (only a stack that mounts one costs
+    that extra call), and a tuple, perhaps empty, when they were.
     """
 
     observed_at: datetime
     pods: tuple[ObservedPod, ...] = ()
     catalog: Catalog | None = None
+    network_volumes: tuple[NetworkVolume, ...] | None = None
     complete: bool = True
     provider: str = "none"
     notes: tuple[str, ...] = field(default=())

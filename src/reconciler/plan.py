@@ -23,6 +23,7 @@ __all__ = [
     "Guard",
     "JobPhase",
     "LifecycleOutcome",
+    "NetworkVolumeMount",
     "ObservationSummary",
     "OrphanPod",
     "PhaseEntry",
@@ -219,6 +220,22 @@ class OrphanPod(_Value):
     will_delete: bool = False
 
 
+class NetworkVolumeMount(_Value):
+    """The network volume a create will mount, resolved from `storage.volume_name` when the plan
+    was made: the id the create passes, and the one datacenter the pod can be placed in."""
+
+    id: str
+    name: str
+    datacenter_id: str | None = None
+    size_gb: int | None = None
+    mount_path: str = "/workspace"
+
+    def describe(self) -> str:
+        size = f", {self.size_gb} GB" if self.size_gb is not None else ""
+        where = f" in {self.datacenter_id}" if self.datacenter_id else ""
+        return f"network volume {self.name} ({self.id}{size}){where} at {self.mount_path}"
+
+
 class ObservationSummary(_Value):
     provider: str
     complete: bool
@@ -244,6 +261,8 @@ class Plan(_Value):
     format_version: int = PLAN_FORMAT_VERSION
     stack: PlanStack
     steps: tuple[Step, ...]
+    network_volume: NetworkVolumeMount | None = None
+    """Set when the stack mounts a network volume and the volumes were listed."""
     orphans: tuple[OrphanPod, ...] = ()
     phases: tuple[PhaseEntry, ...] = ()
     lifecycle: LifecycleOutcome

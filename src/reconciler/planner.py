@@ -7,11 +7,12 @@ pod's step and names its reasons.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from reconciler.cost import estimate_cost
 from reconciler.desired import DesiredPod, desired_pod
@@ -19,12 +20,13 @@ from reconciler.diagnostics import Diagnostic, PlanError, Severity, error, warni
 from reconciler.drift import actual_facts, desired_facts, field_changes, reason_for
 from reconciler.known_ids import known_datacenter_ids, known_gpu_ids, suggest
 from reconciler.naming import stack_pod_prefix
-from reconciler.observed import CloudType, ObservedPod, Observation, PodStatus
+from reconciler.observed import CloudType, NetworkVolume, ObservedPod, Observation, PodStatus
 from reconciler.plan import (
     FieldChange,
     Guard,
     JobPhase,
     LifecycleOutcome,
+    NetworkVolumeMount,
     ObservationSummary,
     OrphanPod,
     PhaseEntry,
@@ -40,7 +42,8 @@ from reconciler.spec import JobSpec, LifecycleAction
 from reconciler.state import PendingKind, PodRecord, StackState
 from reconciler.template import RenderedJob
 
-__all__ = ["WATCHDOG_GRACE_SEC", "check_local_paths", "check_placement", "plan"]
+__all__ = ["WATCHDOG_GRACE_SEC", "check_local_paths", "check_placement", "find_network_volume",
+           "plan"]
 
 WATCHDOG_GRACE_SEC = 30
 """The on-pod watchdog fires this long after the client-side deadline (the client goes first)."""
@@ -79,14 +82,26 @@ def plan(job: JobSpec | RenderedJob, state: StackState, observation: Observation
             "GPU and datacenter ids were checked against the static table only",
             "prices are the assumed hourly rate",
         ])
+    if spec.uses_network_volume and observation.network_volumes is None:
+        unchecked.append(f"network volume '{spec.storage.volume_name}' was not looked up: "
+                         "whether it exists, its id and its datacenter are checked at apply")
     unchecked.extend(observation.notes)
     errors = [d for d in diagnostics if d.severity is Severity.ERROR]
     if errors:
         raise PlanError(diagnostics)
 
     desired = desired_pod(spec)
+    volume = (find_network_volume(spec, observation.network_volumes)[0]
+              if spec.uses_network_volume and observation.network_volumes is not None else None)
+    placed = desired
+    if volume is not None:
+        # The pod must live where its volume does: that datacenter is the only candidate.
+        placed = dataclasses.replace(
+            desired, network_volume_id=volume.id,
+            datacenter_ids=(volume.datacenter_id,) if volume.datacenter_id else
+            desired.datacenter_ids)
     prefix = stack_pod_prefix(spec.effective_run_id_prefix, state.identity.key)
-    steps, claimed = _decide(desired, prefix, state, observation, options)
+    steps, claimed = _decide(placed, prefix, state, observation, options)
 
     orphans = _orphans(prefix, state, observation, claimed)
     if options.delete_orphans:
@@ -104,11 +119,14 @@ def plan(job: JobSpec | RenderedJob, state: StackState, observation: Observation
             f"${cost.max_hourly_usd:.2f}/hr, for {cost.timeout_sec // 60} min) is over the cost "
             f"cap ${cost.cap_usd:.2f}", field_path="budget"))
     relevant = _relevant_pods(prefix, state, observation)
-    fingerprint = _fingerprint(redact(spec.model_dump_json()), state, relevant)
+    fingerprint = _fingerprint(redact(spec.model_dump_json()), state, relevant, volume)
     return Plan(
         stack=PlanStack(name=spec.name, key=state.identity.key, pod_prefix=prefix,
                         config_path=config_path, state_path=state_path),
         steps=tuple(steps),
+        network_volume=None if volume is None else NetworkVolumeMount(
+            id=volume.id, name=volume.name, datacenter_id=volume.datacenter_id,
+            size_gb=volume.size_gb, mount_path=spec.storage.volume_mount),
         orphans=orphan_values,
         phases=_phases(spec),
         lifecycle=_lifecycle(spec),
@@ -241,9 +259,14 @@ def _relevant_pods(prefix: str, state: StackState, observation: Observation) -> 
     return sorted(rows, key=lambda row: str(row[0]))
 
 
-def _fingerprint(spec_json: str, state: StackState, pods: list[list[object]]) -> str:
-    blob = json.dumps({"spec": spec_json, "serial": state.serial, "lineage": state.lineage,
-                       "pods": pods}, sort_keys=True, default=str)
+def _fingerprint(spec_json: str, state: StackState, pods: list[list[object]],
+                 volume: NetworkVolume | None = None) -> str:
+    inputs: dict[str, object] = {"spec": spec_json, "serial": state.serial,
+                                 "lineage": state.lineage, "pods": pods}
+    if volume is not None:
+        # A volume made again under the same name has a new id: a saved plan is then stale.
+        inputs["network_volume"] = [volume.id, volume.datacenter_id]
+    blob = json.dumps(inputs, sort_keys=True, default=str)
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -299,11 +322,18 @@ def check_placement(spec: JobSpec, observation: Observation | None = None) -> li
             out.append(error("a network volume needs Secure Cloud",
                              detail="expected pod.cloud_type: SECURE with storage.mode: "
                              "network_volume", field_path="pod.cloud_type"))
+        volume = None
+        if observation is not None and observation.network_volumes is not None:
+            volume, problems = find_network_volume(spec, observation.network_volumes)
+            out.extend(problems)
         if len(spec.pod.datacenters) > 1:
+            only = (f"only {volume.datacenter_id}, where it lives, is tried"
+                    if volume is not None and volume.datacenter_id else
+                    "list only the volume's datacenter")
             out.append(warning("a network volume pins its datacenter",
                                detail="failover to another datacenter cannot mount "
-                               f"'{spec.storage.volume_name}'; list only the volume's "
-                               "datacenter", field_path="pod.datacenters"))
+                               f"'{spec.storage.volume_name}'; {only}",
+                               field_path="pod.datacenters"))
     budget = spec.budget
     for name in ("cost_cap_usd", "assumed_hourly_rate_usd"):
         if not math.isfinite(getattr(budget, name)):
@@ -322,6 +352,43 @@ def check_placement(spec: JobSpec, observation: Observation | None = None) -> li
                 detail="expected max_runtime_minutes x assumed_hourly_rate_usd <= cost_cap_usd",
                 field_path="budget.max_runtime_minutes"))
     return out
+
+
+def find_network_volume(spec: JobSpec, volumes: Sequence[NetworkVolume]
+                        ) -> tuple[NetworkVolume | None, list[Diagnostic]]:
+    """The account's volume that `storage.volume_name` names, or the errors saying why there
+    is none. A pod mounts a network volume only in the volume's datacenter, so the volume must
+    be in one the stack lists. Names are not unique at RunPod: of several namesakes, the one in
+    a listed datacenter is meant; two there cannot be told apart."""
+    name = spec.storage.volume_name or ""
+    namesakes = [v for v in volumes if v.name == name]
+    if not namesakes:
+        names = frozenset(v.name for v in volumes if v.name)
+        hint = suggest(name, names)
+        have = ", ".join(f"{v.name} ({v.datacenter_id or 'datacenter unknown'})"
+                         for v in sorted(volumes, key=lambda v: (v.name, v.id)))
+        return None, [error(
+            f"no network volume named '{name}'",
+            detail=(f"did you mean '{hint}'? " if hint else "")
+            + (f"the account has: {have}" if have else "the account has no network volumes; "
+               "create one (RunPod console, Storage) in the datacenter the pod should run in"),
+            field_path="storage.volume_name")]
+    listed = [v for v in namesakes
+              if v.datacenter_id is None or v.datacenter_id in spec.pod.datacenters]
+    if len(listed) > 1:
+        ids = ", ".join(f"{v.id} ({v.datacenter_id or 'datacenter unknown'})" for v in listed)
+        return None, [error(f"{len(listed)} network volumes are named '{name}'",
+                            detail=f"cannot tell which to mount: {ids}; rename one",
+                            field_path="storage.volume_name")]
+    if listed:
+        return listed[0], []
+    homes = sorted({v.datacenter_id or "?" for v in namesakes})
+    where = ", ".join(homes)
+    return None, [error(
+        f"network volume '{name}' is in {where}, which pod.datacenters does not list",
+        detail="a pod can mount a network volume only in the volume's datacenter; expected "
+        f"pod.datacenters to include {'one of ' if len(homes) > 1 else ''}{where}",
+        field_path="pod.datacenters")]
 
 
 def _phases(spec: JobSpec) -> tuple[PhaseEntry, ...]:
@@ -362,11 +429,20 @@ _OUTCOME = {
 }
 
 
+_OUTCOME_ON_NETWORK_VOLUME = {
+    **_OUTCOME,
+    LifecycleAction.DELETE: "pod deleted, the network volume kept, state cleared",
+    LifecycleAction.STOP: "pod stopped; the network volume bills on its own; state kept",
+}
+"""A network volume outlives the pod whatever happens to it, and is billed apart from it."""
+
+
 def _lifecycle(spec: JobSpec) -> LifecycleOutcome:
     life = spec.lifecycle
+    outcome = _OUTCOME_ON_NETWORK_VOLUME if spec.uses_network_volume else _OUTCOME
     return LifecycleOutcome(on_success=life.on_success.value, on_failure=life.on_failure.value,
-                            success_detail=_OUTCOME[life.on_success],
-                            failure_detail=_OUTCOME[life.on_failure])
+                            success_detail=outcome[life.on_success],
+                            failure_detail=outcome[life.on_failure])
 
 
 def _guards(spec: JobSpec) -> tuple[Guard, ...]:

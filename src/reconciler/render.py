@@ -28,11 +28,21 @@ def _summary(plan: Plan) -> str:
     return ", ".join(changes) if changes else "no changes to the pod"
 
 
-def _step_lines(step: Step) -> list[str]:
+def _mounts(plan: Plan, step: Step) -> str | None:
+    """What a step that creates a pod mounts, when that is a network volume."""
+    if plan.network_volume is None or step.kind not in (StepKind.CREATE, StepKind.REPLACE):
+        return None
+    return "mounts " + plan.network_volume.describe()
+
+
+def _step_lines(plan: Plan, step: Step) -> list[str]:
     pod = f" ({step.pod_id})" if step.pod_id else ""
     lines = [f"  {step.kind.symbol:>3} {step.kind.value:<8} {step.target}{pod}"]
     lines += [f"        {r.title}" for r in step.reasons]
     lines += [f"        ~ {c.path}: {_value(c.before)} -> {_value(c.after)}" for c in step.changes]
+    mounts = _mounts(plan, step)
+    if mounts:
+        lines.append(f"        {mounts}")
     return lines
 
 
@@ -46,7 +56,7 @@ def render_text(plan: Plan) -> str:
     out.append("")
     out.append("Pod:")
     for step in plan.steps:
-        out += _step_lines(step)
+        out += _step_lines(plan, step)
     if plan.orphans:
         out.append("")
         out.append("Orphans (carry this stack's prefix, recorded by no state):")
@@ -100,6 +110,8 @@ def render_markdown(plan: Plan) -> str:
         reasons = "<br>".join(r.title for r in s.reasons)
         changes = "".join(f"<br>`{c.path}`: `{_value(c.before)}` → `{_value(c.after)}`"
                           for c in s.changes)
+        mounts = _mounts(plan, s)
+        changes += f"<br>{mounts}" if mounts else ""
         out.append(f"| `{s.kind.symbol.strip() or '·'}` | {s.kind.value} | `{s.target}` | "
                    f"{s.pod_id or ''} | {reasons}{changes} |")
     if plan.orphans:

@@ -63,6 +63,11 @@ class PodRecord(_Value):
     image: str | None = None
     gpu_count: int | None = None
     volume_gb: int | None = None
+    storage_mode: str | None = None
+    """`ephemeral` or `network_volume`, as the pod was created (None: not known). A provider
+    that reports no volume id cannot tell "no network volume" from "not said"; this can."""
+    network_volume_id: str | None = None
+    """The network volume the pod was created with (None: none, or not known)."""
     created_at: str | None = None
     spec_fingerprint: str | None = None
     host_key_pins: tuple[str, ...] = ()

@@ -67,6 +67,25 @@ def references(text: str) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def referenced_names(spec: JobSpec) -> frozenset[str]:
+    """Every variable name any string of the stack refers to (variables' own values included),
+    so that a `--var` nothing uses can be pointed out: usually a typo of one that is used."""
+    names: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, str):
+            names.update(references(node))
+        elif isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                walk(value)
+
+    walk(spec.model_dump(mode="json"))
+    return frozenset(names)
+
+
 def _quote_contexts(text: str) -> list[str]:
     """For each index of a shell text: "bare", "double" or "single", the quoting in force
     there. A small scanner of POSIX quoting (backslash escapes, '...', "..."); heredoc bodies

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.diagnostics import Diagnostic, PlanError, SpecError, error
+from reconciler.diagnostics import Diagnostic, PlanError, SpecError, error, warning
 from reconciler.load import SourceMap, load_spec_report, parse_var_assignment, parse_vars_file
 from reconciler.naming import (
     config_path_hash,
@@ -194,8 +194,31 @@ def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapp
     else:
         state_path = Path(default_state_path(name, str(path), home=home,
                                              state_dir=env.get("RUNPOD_DEPLOY_STATE_DIR")))
+    unused = _unused_variables(spec, {**file_vars, **variables})
     return Stack(config_path=path, spec=spec, job=job, identity=identity, state_path=state_path,
-                 warnings=loaded.warnings, source_map=loaded.source_map)
+                 warnings=loaded.warnings + unused, source_map=loaded.source_map)
+
+
+def _unused_variables(spec: JobSpec, given: Mapping[str, str]) -> tuple[Diagnostic, ...]:
+    """A `--var` (or vars-file key) that nothing in the stack refers to is usually a typo of
+    one that is used: say so, with the nearest name, rather than run with the default."""
+    import difflib
+
+    from reconciler.template import referenced_names
+
+    if not given:
+        return ()
+    used = referenced_names(spec)
+    known = sorted(used | set(spec.variables))
+    found: list[Diagnostic] = []
+    for name in given:
+        if name in used:
+            continue
+        near = difflib.get_close_matches(name, known, n=1)
+        found.append(warning(f"variable '{name}' is set but nothing in the stack uses it",
+                             detail=f"did you mean '{near[0]}'?" if near else "",
+                             field_path=f"--var {name}"))
+    return tuple(found)
 
 
 def observe_stack(stack: Stack, state: StackState, *, provider: str = "runpodctl",
@@ -209,6 +232,7 @@ def observe_stack(stack: Stack, state: StackState, *, provider: str = "runpodctl
     the_provider = make_provider(provider, env)
     return observe(the_provider, state, prefix=stack.pod_prefix, clock=clock or SystemClock(),
                    cloud_type=stack.job.spec.pod.cloud_type,
+                   with_network_volumes=stack.job.spec.uses_network_volume,
                    missing_note=f"{provider} was not found on PATH")
 
 
@@ -322,6 +346,8 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
                                    env=env, clock=clock, stamp=stamp),
                         cost_cap_usd=request.cost_cap_usd,
                         max_runtime_minutes=request.max_runtime_minutes)
+    for diagnostic in stack.warnings:
+        reporter.warning(diagnostic.format().replace("warning: ", "", 1))
     provider = make_provider(request.provider, env)
     if provider is None:
         raise ProviderError(f"{request.provider} was not found on PATH; install it (or use "
@@ -347,7 +373,7 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
             on_run_dir(run_dir)
         rendered = with_budget(load_stack(config, cli_vars=request.cli_vars,
                                           vars_file=request.vars_file, env=env, clock=clock,
-                                          stamp=stamp, run_dir=str(run_dir)),
+                                          stamp=run_dir.name, run_dir=str(run_dir)),
                                cost_cap_usd=request.cost_cap_usd,
                                max_runtime_minutes=request.max_runtime_minutes)
         secret_values = [rendered.job.variables.values[name]

@@ -198,6 +198,15 @@ class _Handler(BaseHTTPRequestHandler):
                 for k in ("includeMachine", "includeNetworkVolume")}
         if path == "/v1/networkvolumes" and method == "GET":
             raise Reply(200, list(volumes.values()))
+        if path == "/v1/networkvolumes" and method == "POST":
+            try:
+                volume = self.engine.create_volume(str(self.body.get("name") or ""),
+                                                   int(self.body.get("size") or 0),
+                                                   str(self.body.get("dataCenterId") or ""))
+            except (RunpodError, ValueError) as error:
+                raise v1_error(400, getattr(error, "message", str(error))) from None
+            raise Reply(201, {"id": volume.id, "name": volume.name, "size": volume.size,
+                              "dataCenterId": volume.data_center_id})
         if path == "/v1/pods":
             if method == "GET":
                 pods = [p for p in self.engine.listed() if _v1_filters_match(p, self.query)]

@@ -104,14 +104,37 @@ def down(home: Path, timeout: float = 20.0) -> bool:
         os.kill(info.pid, signal.SIGTERM)
     except ProcessLookupError:
         (home / "sim.json").unlink(missing_ok=True)
+        _kill_leftover_pods(home)
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _pid_alive(info.pid):
-            return True
+            break
         time.sleep(0.05)
-    os.kill(info.pid, signal.SIGKILL)
+    else:
+        print(f"runpod-sim: the server (pid {info.pid}) did not stop within {timeout:.0f}s; "
+              f"killing it (thread stacks in {home / 'sim.log'})", file=sys.stderr)
+        os.kill(info.pid, signal.SIGKILL)
+    _kill_leftover_pods(home)
     return True
+
+
+def _kill_leftover_pods(home: Path) -> None:
+    """Pod processes of this home that outlived the server (it was killed before it could stop
+    them): a pod is an `unshare` whose command line names its directory under `<home>/pods/`."""
+    marker = str((home / "pods").absolute()).encode() + b"/"
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"unshare\0") and marker in cmdline:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _format_status(status: dict[str, Any]) -> str:

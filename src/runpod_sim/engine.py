@@ -16,7 +16,7 @@ from typing import Any
 
 from runpod_sim import catalog, faults
 from runpod_sim.hosts import ContainerSpec, Hosts, free_loopback_port
-from runpod_sim.store import EXITED, RUNNING, PodRecord, State, Store, random_id
+from runpod_sim.store import EXITED, RUNNING, NetworkVolume, PodRecord, State, Store, random_id
 
 NO_INSTANCES = ("There are no longer any instances available with the requested specifications. "
                 "Please refresh and try again.")
@@ -122,6 +122,21 @@ class Engine:
                    and f["datacenter"] == data_center_id for f in self.state.faults):
                 return 0
             return int(self.state.stock.get(data_center_id, {}).get(gpu_type_id, 0))
+
+    # ----- network volumes -----------------------------------------------------------------
+    def create_volume(self, name: str, size: int, data_center_id: str) -> NetworkVolume:
+        """A new, empty network volume in one datacenter (REST `POST /networkvolumes`)."""
+        if not name:
+            raise RunpodError("name is required", 400)
+        if data_center_id not in catalog.DATA_CENTER_BY_ID:
+            raise RunpodError(f"invalid dataCenterId: {data_center_id}", 400)
+        if not 1 <= size <= 4000:
+            raise RunpodError("size must be between 1 and 4000 GB", 400)
+        with self.store.lock:
+            volume = NetworkVolume(random_id(10), name, size, data_center_id)
+            self.state.volumes.append(volume)
+            self.store.save()
+            return volume
 
     # ----- lifecycle -----------------------------------------------------------------------
     def create(self, request: CreateRequest) -> PodRecord:

@@ -100,6 +100,13 @@ class Simulator:
         control(self.info, "POST", "/_sim/stock",
                 {"datacenter": datacenter, "gpu": gpu, "count": count})
 
+    def create_network_volume(self, name: str, datacenter_id: str,
+                              size_gb: int = 10) -> dict[str, Any]:
+        """Create a network volume through the REST API (`POST /v1/networkvolumes`), as a user
+        would in the console; returns `{id, name, size, dataCenterId}`."""
+        return dict(control(self.info, "POST", "/v1/networkvolumes",
+                            {"name": name, "size": size_gb, "dataCenterId": datacenter_id}))
+
     def add_pubkey(self, pub: str) -> None:
         """Append a public key to the account's pubKey (what pods put in authorized_keys)."""
         control(self.info, "POST", "/_sim/account", {"addPubKey": pub})

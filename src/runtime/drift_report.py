@@ -4,7 +4,8 @@ One provider listing serves every stack: the account's pods are listed once (`li
 returns RUNNING and EXITED alike) and the catalog read once; each stack is then planned in
 memory by the pure planner against its slice of that listing. The only other calls are a
 `get_pod` per pod that a state records and the listing lacks, so that a pod hidden by RunPod's
-list lag is not called missing: a clean account costs two calls whatever the number of stacks.
+list lag is not called missing: a clean account costs two calls whatever the number of stacks
+(three when a stack mounts a network volume: the account's volumes are listed once too).
 
 Stacks are found under the given files and directories (`*.yaml`/`*.yml`, recursively, hidden
 directories left out). A YAML file without the top-level `pod:` and `run:` keys every stack
@@ -35,7 +36,7 @@ from reconciler.drift import (
     stack_drift,
     stack_failure,
 )
-from reconciler.observed import Catalog, Observation, ObservedPod
+from reconciler.observed import Catalog, NetworkVolume, Observation, ObservedPod
 from reconciler.planner import plan
 from reconciler.state import StackIdentity, StackState
 from reconciler.template import RenderedJob
@@ -124,6 +125,7 @@ class AccountListing:
     observed_at: datetime
     provider: str
     notes: list[str] = field(default_factory=list)
+    network_volumes: tuple[NetworkVolume, ...] | None = None
     _by_prefix: dict[str, list[ObservedPod]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -158,8 +160,8 @@ class AccountListing:
             if pod_id in self.pods:
                 chosen[pod_id] = self.pods[pod_id]
         return Observation(observed_at=self.observed_at, pods=tuple(chosen.values()),
-                           catalog=self.catalog, complete=True, provider=self.provider,
-                           notes=tuple(self.notes))
+                           catalog=self.catalog, network_volumes=self.network_volumes,
+                           complete=True, provider=self.provider, notes=tuple(self.notes))
 
 
 def list_account(provider: PodProvider, *, clock: Clock) -> AccountListing:
@@ -206,6 +208,14 @@ def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
                                            state_path=str(stack.state_path))
             continue
         loaded.append((stack, state))
+
+    # Volumes are listed once, and only when a stack mounts one; without them such a stack's
+    # plan says its volume was not checked, which is no reason to give up on the others.
+    if any(stack.job.spec.uses_network_volume for stack, _ in loaded):
+        try:
+            account.network_volumes = provider.list_network_volumes()
+        except ProviderError as exc:
+            account.notes.append(f"network volumes unavailable: {exc}")
 
     # A recorded pod the listing lacks is looked up by id: gone, or hidden by list lag?
     for _, state in loaded:

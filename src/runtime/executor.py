@@ -27,7 +27,7 @@ from typing import Any
 from reconciler.desired import PodRequest
 from reconciler.diagnostics import RunpodDeployError
 from reconciler.observed import CloudType, ObservedPod, PodStatus
-from reconciler.plan import Plan, StepKind
+from reconciler.plan import NetworkVolumeMount, Plan, StepKind
 from reconciler.spec import JobSpec, StorageMode
 from reconciler.state import LastRun, PendingKind, PendingOperation, PodRecord, StackState
 from runtime import phases, telemetry
@@ -161,6 +161,9 @@ class StateJournal:
             image=(request.image if request else None) or pod.image,
             gpu_count=(request.gpu_count if request else None) or pod.gpu_count,
             volume_gb=(request.volume_gb if request else None) or pod.volume_gb,
+            storage_mode=(self._spec.storage.mode.value if request
+                          else previous.storage_mode if previous else None),
+            network_volume_id=(request.network_volume_id if request else None) or pod.network_volume_id,
             created_at=previous.created_at if previous else self._clock.now().isoformat(timespec="seconds"),
             spec_fingerprint=previous.spec_fingerprint if previous else None,
             host_key_pins=previous.host_key_pins if previous else (),
@@ -237,6 +240,8 @@ class _Run:
 
     pod: ObservedPod | None = None
     candidate: Candidate | None = None
+    network_volume: NetworkVolumeMount | None = None
+    """The network volume the plan resolved; every create of this run mounts it."""
     resumed: bool = False
     attempts: tuple[ProvisioningAttempt, ...] = ()
     hourly_usd: float | None = None
@@ -288,7 +293,7 @@ class Executor:
                 f"{state.serial}: make a new plan"
             )
         journal = StateJournal(self.store, state, self.clock, self.spec)
-        run = _Run()
+        run = _Run(network_volume=plan.network_volume)
         started = self.clock.monotonic()
         outcome, detail = RunOutcome.SUCCEEDED, "success marker seen"
         events.emit(EventName.RUN_STARTED, job_name=self.spec.name, steps=[s.kind.value for s in plan.steps])
@@ -353,8 +358,14 @@ class Executor:
         return float(timeout)
 
     def _create(self, journal: StateJournal, run: _Run, events: EventLog) -> None:
-        candidates = self._candidates(events)
         spec = self.spec
+        volume = run.network_volume
+        if spec.uses_network_volume and volume is None:
+            raise StalePlanError(
+                f"the plan did not resolve network volume '{spec.storage.volume_name}' to an id; "
+                "make a new plan with a provider that can list the account's volumes"
+            )
+        candidates = self._candidates(events, volume)
 
         def make_request(candidate: Candidate) -> PodRequest:
             return PodRequest(
@@ -368,6 +379,7 @@ class Executor:
                 container_disk_gb=spec.pod.container_disk_gb,
                 volume_gb=(spec.storage.volume_gb or 0) if spec.storage.mode is StorageMode.EPHEMERAL else 0,
                 volume_mount_path=spec.storage.volume_mount,
+                network_volume_id=volume.id if volume is not None else None,
                 ports=tuple(spec.pod.ports),
                 min_vcpu_count=spec.pod.min_vcpu_count,
                 min_memory_gb=spec.pod.min_memory_gb,
@@ -463,18 +475,27 @@ class Executor:
         run.candidate = Candidate(pod.gpu_type_id or "", pod.datacenter_id or "")
         self._price(run)
 
-    def _candidates(self, events: EventLog) -> list[Candidate]:
+    def _candidates(self, events: EventLog, volume: NetworkVolumeMount | None = None) -> list[Candidate]:
         """GPU x datacenter in the original's order (datacenters outer, GPUs inner), or the one
         pinned pair; pairs the catalog says are out of stock or over `--max-gpu-price` are
-        skipped here, without a create call, and recorded as failover events."""
+        skipped here, without a create call, and recorded as failover events. A network volume
+        leaves one datacenter, its own: a pod elsewhere could not mount it."""
         spec, options = self.spec, self.options
+        datacenters = list(spec.pod.datacenters)
+        if volume is not None and volume.datacenter_id:
+            datacenters = [volume.datacenter_id]
         if options.gpu_id and options.datacenter_id:
+            if volume is not None and volume.datacenter_id not in (None, options.datacenter_id):
+                raise FailoverExhaustedError(
+                    f"--datacenter-id {options.datacenter_id} cannot mount network volume "
+                    f"'{volume.name}', which is in {volume.datacenter_id}"
+                )
             return [Candidate(options.gpu_id, options.datacenter_id, self._planned_price(options.gpu_id))]
         catalog = None
         with contextlib.suppress(ProviderError):
             catalog = self.provider.catalog(cloud_type=CloudType(spec.pod.cloud_type.value))
         chosen: list[Candidate] = []
-        for datacenter in spec.pod.datacenters:
+        for datacenter in datacenters:
             for gpu in spec.pod.gpu_order:
                 price = self._planned_price(gpu, catalog)
                 if catalog is not None:
@@ -499,7 +520,7 @@ class Executor:
                 chosen.append(Candidate(gpu, datacenter, price))
         if not chosen:
             raise FailoverExhaustedError(
-                f"no configured GPU is in stock (or under the price cap) in {list(spec.pod.datacenters)} "
+                f"no configured GPU is in stock (or under the price cap) in {datacenters} "
                 f"for gpu_order {list(spec.pod.gpu_order)}"
             )
         return chosen
@@ -623,8 +644,10 @@ class Executor:
             phases.stage_secrets(ctx)
             phases.push_staging(ctx)
             phases.run_commands(ctx, "preflight", _preflight(spec))
-            phases.launch(ctx)
+            # From here the job may be running: an interrupt that lands inside the launch must
+            # still stop it and pull its log (stopping a job that never started is harmless).
             run.run_started = True
+            phases.launch(ctx)
             if tel.enabled:
                 metrics = MetricsLog(run_dir / "metrics.jsonl", now=self.clock.now)
                 sampler = telemetry.MetricsSampler(

@@ -13,9 +13,15 @@ __all__ = ["observe"]
 
 def observe(provider: PodProvider | None, state: StackState, *, prefix: str, clock: Clock,
             cloud_type: CloudType | None = None, with_catalog: bool = True,
+            with_network_volumes: bool = False,
             missing_note: str = "no provider available") -> Observation:
-    """Every pod carrying the stack prefix, the pod the state names (by id), and the catalog.
-    With no provider the observation is `complete=False` and says why."""
+    """Every pod carrying the stack prefix, the pod the state names (by id), the catalog and,
+    for a stack that mounts one (`with_network_volumes`), the account's network volumes.
+    With no provider the observation is `complete=False` and says why.
+
+    A catalog that cannot be read is a note (ids are then checked against the static table);
+    network volumes that cannot be listed are an error like pods: without the volume's id and
+    datacenter no create can be right."""
     if provider is None:
         return Observation(observed_at=clock.now(), complete=False, provider="none",
                            notes=(missing_note,))
@@ -37,5 +43,7 @@ def observe(provider: PodProvider | None, state: StackState, *, prefix: str, clo
             catalog = provider.catalog(cloud_type=cloud_type)
         except ProviderError as exc:
             notes.append(f"catalog unavailable: {exc}")
+    volumes = provider.list_network_volumes() if with_network_volumes else None
     return Observation(observed_at=clock.now(), pods=tuple(pods.values()), catalog=catalog,
-                       complete=True, provider=provider.name, notes=tuple(notes))
+                       network_volumes=volumes, complete=True, provider=provider.name,
+                       notes=tuple(notes))

@@ -58,3 +58,13 @@ def test_subprocess_validate() -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1 and "pod.gpu_count: expected a value > 0" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_var_nothing_uses_is_pointed_out_with_the_nearest_name() -> None:
+    sweep = str(ROOT / "stacks/sweep.yaml")
+    result = runner.invoke(app, ["validate", "--config", sweep, "--var", "sed=7"])
+    assert result.exit_code == 0, result.output
+    assert "warning: --var sed: variable 'sed' is set but nothing in the stack uses it" in result.stderr
+    assert "did you mean 'seed'?" in result.stderr
+    used = runner.invoke(app, ["validate", "--config", sweep, "--var", "seed=7"])
+    assert "warning" not in used.stderr, used.stderr

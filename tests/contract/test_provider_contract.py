@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import A40, DATACENTER, Provider, build, pod_request, ready, wait_until
 
 from reconciler.desired import PodRequest
-from reconciler.observed import ObservedPod, PodStatus, StockStatus
+from reconciler.observed import NetworkVolume, ObservedPod, PodStatus, StockStatus
 from runpod_sim import catalog as sim_catalog
 from runpod_sim.testing import Simulator
 from runtime.providers.api import ApiProvider, ApiSettings
@@ -37,12 +38,13 @@ class Reports:
     """`list_pods` names datacenter, cloud, mount path and ports (runpodctl v2.1+ lists compact
     items: id, name, status, image, GPU, count, volume, cost)."""
     prices: bool
-    """`catalog` has $/hr per GPU (runpodctl v2 has no price command)."""
+    """`catalog` has $/hr per GPU (runpodctl v2 has no price command: with RUNPOD_API_KEY in
+    the environment, as here, the runpodctl provider asks GraphQL for them)."""
     spot: bool
     """`create_pod` can rent a spot pod (runpodctl v2.7.2 has no --spot: it makes on-demand)."""
 
 
-REPORTS = {"runpodctl": Reports(placement_in_list=False, prices=False, spot=False),
+REPORTS = {"runpodctl": Reports(placement_in_list=False, prices=True, spot=False),
            "api": Reports(placement_in_list=True, prices=True, spot=True)}
 
 
@@ -191,6 +193,23 @@ def test_catalog_lists_datacenters_stock_and_prices(provider: Provider,
     assert provider.catalog().stock(A40, DATACENTER) is StockStatus.NONE
 
 
+def test_runpodctl_without_an_api_key_in_the_environment_lists_no_prices(
+        runpod_sim: Simulator, tmp_path: Path) -> None:
+    """runpodctl keeps its key in its own config; then the provider cannot ask GraphQL for
+    prices and the plan uses the assumed rate (it says so) rather than failing."""
+    key = runpod_sim.env["RUNPOD_API_KEY"]
+    wrapper = tmp_path / "runpodctl"
+    wrapper.write_text(f'#!/bin/sh\nRUNPOD_API_KEY={key} exec {runpod_sim.runpodctl} "$@"\n')
+    wrapper.chmod(0o755)
+    env = {k: v for k, v in runpod_sim.env.items() if k != "RUNPOD_API_KEY"}
+    provider = RunpodctlProvider(str(wrapper), env=env)
+    catalog = provider.catalog()
+    price = catalog.price(A40)
+    assert price is not None and price.display_name == sim_catalog.GPU_BY_ID[A40].display_name
+    assert (price.secure_price, price.community_price) == (None, None)
+    assert provider.calls == 2, "the two runpodctl listings, no GraphQL call"
+
+
 def test_stockout_create_is_a_capacity_error_naming_the_candidate(
         provider: Provider, runpod_sim: Simulator) -> None:
     runpod_sim.set_stock(DATACENTER, A40, 0)
@@ -199,6 +218,49 @@ def test_stockout_create_is_a_capacity_error_naming_the_candidate(
     assert (caught.value.gpu_type_id, caught.value.datacenter_id) == (A40, DATACENTER)
     assert str(caught.value).count(f"{provider.name} create:") == 1
     assert provider.list_pods() == ()
+
+
+# -- network volumes ----------------------------------------------------------------------------
+
+def test_network_volumes_are_listed_alike_by_both_providers(
+        provider: Provider, other: Provider, runpod_sim: Simulator) -> None:
+    made = runpod_sim.create_network_volume("ctr-data", DATACENTER, size_gb=20)
+    before = provider.calls
+    volumes = provider.list_network_volumes()
+    assert provider.calls == before + 1, "one round trip"
+    assert NetworkVolume(id=made["id"], name="ctr-data", datacenter_id=DATACENTER,
+                         size_gb=20) in volumes
+    assert {v.name for v in volumes} >= {"sim-volume-ro", "sim-volume-il", "ctr-data"}
+    assert sorted(volumes, key=lambda v: v.id) == sorted(other.list_network_volumes(),
+                                                         key=lambda v: v.id)
+
+
+def test_a_pod_created_on_a_network_volume_mounts_it(
+        provider: Provider, other: Provider, runpod_sim: Simulator) -> None:
+    made = runpod_sim.create_network_volume("ctr-mount", DATACENTER)
+    request = pod_request("ctr-stack--nv-1", volume_gb=0, volume_mount_path="/workspace",
+                          network_volume_id=made["id"])
+    created = provider.create_pod(request)
+    ready(provider, created.pod_id)
+    api = provider if isinstance(provider, ApiProvider) else other
+    got = api.get_pod(created.pod_id)
+    assert got is not None
+    assert (got.network_volume_id, got.datacenter_id, got.volume_gb) == (made["id"], DATACENTER, 0)
+    # The port is published when the container is up; sshd (and the mounts) follow a moment later.
+    wait_until(lambda: (runpod_sim.home / "volumes" / made["id"]).is_dir())
+
+
+def test_volume_listing_is_retried_and_refuses_a_bad_key(kind: str,
+                                                         runpod_sim: Simulator) -> None:
+    provider = build(kind, runpod_sim)
+    runpod_sim.fault("http_error", status=502, count=2)
+    before = provider.calls
+    assert any(v.name == "sim-volume-ro" for v in provider.list_network_volumes())
+    assert provider.calls == before + 3
+    bad_key = "rpa_NOT-THE-RIGHT-KEY-0123456789"
+    with pytest.raises(ProviderAuthError) as caught:
+        build(kind, runpod_sim, RUNPOD_API_KEY=bad_key).list_network_volumes()
+    assert bad_key not in str(caught.value)
 
 
 # -- transient failures, auth, and the 5xx-after-create quirk -----------------------------------

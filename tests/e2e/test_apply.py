@@ -175,3 +175,31 @@ def test_force_fresh_replaces_a_recycled_pod(project: Project) -> None:
     assert second.ok and second.pod_id != first.pod_id
     assert {p["id"] for p in project.live_pods()} == {second.pod_id}
     project.assert_no_leak(config)
+
+
+class _FrozenNowClock(ScaledClock):
+    """Wall-clock time stands still (every run starts in the same second); monotonic runs."""
+
+    def __init__(self) -> None:
+        super().__init__(1.0)
+        from datetime import UTC, datetime
+
+        self._now = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+
+    def now(self):  # type: ignore[no-untyped-def]
+        return self._now
+
+
+def test_runs_started_in_the_same_second_get_distinct_run_ids(project: Project) -> None:
+    """Parallel sweep shards start in the same second: their run dirs and run ids must differ,
+    and the run id the job sees names its own run dir."""
+    config = project.stack({"run": {"body": "echo 'run_id={run_id}'\necho '[job] DONE'\n"}})
+    clock = _FrozenNowClock()
+    first = project.apply(config, clock=clock)
+    second = project.apply(config, clock=clock)
+    assert first.ok and second.ok, (first.detail, second.detail)
+    assert [first.run_dir.name, second.run_dir.name] == ["20261123T120000Z", "20261123T120000Z-001"]
+    seen = [(r.run_dir / "pulled" / "job.log").read_text().splitlines()[0] for r in (first, second)]
+    assert seen == ["run_id=e2e-20261123T120000Z", "run_id=e2e-20261123T120000Z-001"], seen
+    assert [manifest_of(r.run_dir)["run_id"] for r in (first, second)] == [
+        first.run_dir.name, second.run_dir.name]

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from reconciler.load import load_spec
-from reconciler.observed import Catalog, CloudType, GpuPrice, Observation, ObservedPod, PodStatus
+from reconciler.observed import (
+    Catalog,
+    CloudType,
+    GpuPrice,
+    NetworkVolume,
+    Observation,
+    ObservedPod,
+    PodStatus,
+)
 from reconciler.plan import Plan, PlanOptions
 from reconciler.planner import plan
 from reconciler.render import render_json, render_markdown, render_text
@@ -36,8 +44,11 @@ def _pod(status: PodStatus, image: str = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1
 
 RECORD = StackState(identity=IDENT, lineage="lin-1", serial=7,
                     pod=PodRecord(pod_id="pod1", name=PREFIX + "a1b2c3"))
+VOLUMES = (NetworkVolume(id="nv0ro00001", name="sim-volume-ro", datacenter_id="EU-RO-1",
+                         size_gb=50),)
 CASES = {
     "fresh": (StackState(identity=IDENT), (), PlanOptions()),
+    "network_volume": (StackState(identity=IDENT), (), PlanOptions()),
     "resume": (RECORD, (_pod(PodStatus.EXITED),), PlanOptions()),
     "image_drift": (RECORD, (_pod(PodStatus.EXITED, image="old:1"),), PlanOptions()),
     "orphans": (RECORD, (_pod(PodStatus.RUNNING), _pod(PodStatus.EXITED, pod_id="pod9",
@@ -46,17 +57,23 @@ CASES = {
 }
 
 
+STACKS = {"network_volume": "stacks/network-volume.yaml"}
+"""Cases planned from another stack than stacks/recycle.yaml."""
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_golden(case: str) -> None:
-    text = (ROOT / "stacks/recycle.yaml").read_text()
-    spec = load_spec(text, source="stacks/recycle.yaml")
+    stack = STACKS.get(case, "stacks/recycle.yaml")
+    text = (ROOT / stack).read_text()
+    spec = load_spec(text, source=stack)
     values = resolve_variables(spec, config_dir="/p/stacks", home="/home/u",
                                run_stamp="20260102T030405Z")
     job = render_spec(spec, values)
     state, pods, options = CASES[case]
+    volumes = VOLUMES if job.spec.uses_network_volume else None
     result = plan(job, state, Observation(observed_at=NOW, pods=pods, catalog=CATALOG,
-                                          provider="test"), options,
-                  config_path="/p/stacks/recycle.yaml", state_path="/s/gpu-bench.json")
+                                          network_volumes=volumes, provider="test"), options,
+                  config_path=f"/p/{stack}", state_path="/s/gpu-bench.json")
     assert Plan.from_json(result.to_json()) == result
     outputs = {"plan.txt": render_text(result), "plan.json": render_json(result),
                "plan.md": render_markdown(result)}

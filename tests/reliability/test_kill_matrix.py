@@ -151,6 +151,8 @@ def test_a_job_left_running_by_a_killed_apply_is_stopped_before_the_next_run_sta
     result = proj.apply(config)
     assert result.ok, result.detail
     log = (result.run_dir / "job.log").read_text()
-    assert f"[job] DONE rel" in log and result.run_dir.name in log.split("[job] DONE", 1)[1], log
-    assert first_run not in log, f"the killed run's job wrote into the new run's log:\n{log}"
+    lines = log.splitlines()
+    assert [line.split(" rel-")[0] for line in lines] == ["started", "[job] DONE"], log
+    assert all(line.endswith(f"-{result.run_dir.name}") for line in lines), (
+        f"the killed run's job ({first_run}) wrote into the new run's log:\n{log}")
     proj.assert_no_leak(config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.desired import PodRequest
-from reconciler.observed import CloudType, PodStatus, SshEndpoint, StockStatus
+from reconciler.observed import CloudType, NetworkVolume, PodStatus, SshEndpoint, StockStatus
 from runtime.errors import (
     CapacityError,
     HostFullError,
@@ -20,6 +20,7 @@ from runtime.providers.runpodctl import (
     parse_catalog,
     parse_create_flags,
     parse_error,
+    parse_network_volumes,
     parse_pod,
     parse_pod_list,
     raise_for_error,
@@ -170,3 +171,14 @@ def test_create_args() -> None:
                    cloud_type=CloudType.SECURE, network_volume_id="nv1"), frozenset())
     assert "--network-volume-id" in on_network_volume and "--volume-in-gb" not in on_network_volume
     assert "--gpu-count" not in on_network_volume and "--env" not in on_network_volume
+
+
+def test_network_volume_list() -> None:
+    listed = [{"dataCenterId": "EU-RO-1", "id": "nv1", "name": "data", "size": 50},
+              {"name": "no id, cannot be mounted"}, {"id": "nv2"}]
+    assert parse_network_volumes(listed) == (
+        NetworkVolume(id="nv1", name="data", datacenter_id="EU-RO-1", size_gb=50),
+        NetworkVolume(id="nv2", name=""))
+    assert parse_network_volumes([]) == ()
+    with pytest.raises(ProviderProtocolError):
+        parse_network_volumes({"error": "not a list"})

@@ -115,3 +115,31 @@ def test_a_restarted_simulator_brings_running_pods_back(clients: Clients) -> Non
                           capture_output=True).returncode == 1
     clients.sim = Simulator.start(clients.sim.home)
     assert clients.ssh(pod_id, "cat /workspace/f").stdout == "kept\n"
+
+
+def test_stopping_a_killed_server_still_kills_its_pods(clients: Clients) -> None:
+    """A server killed before it could stop its pods (SIGKILL after a hung shutdown, a crash)
+    leaves `unshare`/sshd processes behind; `down` finds them by their home and kills them."""
+    import signal
+
+    pod_id = clients.create()
+    clients.wait_ssh(pod_id)
+    marker = f"{clients.sim.home.absolute()}/pods/".encode()
+
+    def pod_processes() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+        return found
+
+    assert pod_processes(), "the running pod is a process of this home"
+    os.kill(clients.sim.info.pid, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{clients.sim.info.pid}/cmdline").exists()
+             or not Path(f"/proc/{clients.sim.info.pid}/cmdline").read_bytes(), 10)
+    assert pod_processes(), "killing the server alone leaves the pod running"
+    clients.sim.stop()
+    wait_for(lambda: not pod_processes(), 10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -18,6 +18,9 @@ from runpod_deploy.commands._options import (
     fail,
 )
 
+if TYPE_CHECKING:
+    from runpod_deploy.live import RichReporter
+
 PlanFileArg = Annotated[Optional[Path], typer.Argument(  # noqa: UP045
     help="A plan saved with `plan --out`; refused if the world changed since.", show_default=False)]
 
@@ -28,6 +31,15 @@ def register(app: typer.Typer) -> None:
         ("run", "The same as `apply` (the original runpod-deploy's name for it)."),
     ):
         app.command(name=name, help=doc)(_apply_command)
+
+
+def _live_view_wanted() -> bool:
+    """The live view needs a terminal on stderr; pipes, CI and TERM=dumb get plain lines."""
+    import os
+
+    from runpod_deploy.live import use_live_view
+
+    return use_live_view(sys.stderr, os.environ)
 
 
 def _apply_command(
@@ -57,6 +69,9 @@ def _apply_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (= `plan`).")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the result.")] = False,
+    plain: Annotated[bool, typer.Option(
+        "--plain", help="Timestamped progress lines instead of the live view (what a pipe, "
+        "a CI job or TERM=dumb gets anyway).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     provider: ProviderOpt = "runpodctl",
     local: LocalOpt = False,
@@ -65,7 +80,7 @@ def _apply_command(
     from reconciler.plan import PlanOptions
     from reconciler.render import render_text
     from runpod_deploy.api import ApplyRequest, apply_stack, read_plan
-    from runtime.reporter import PlainReporter, QuietReporter
+    from runtime.reporter import PlainReporter, QuietReporter, Reporter
 
     saved_plan = None
     try:
@@ -91,11 +106,22 @@ def _apply_command(
             saved_plan=saved_plan,
             ssh_key=str(key) if key is not None else None,
         )
-        reporter = QuietReporter() if quiet or as_json else PlainReporter()
+        reporter: Reporter
+        live: RichReporter | None = None
+        if quiet or as_json:
+            reporter = QuietReporter()
+        elif not plain and _live_view_wanted():
+            from runpod_deploy.live import RichReporter
+
+            reporter = live = RichReporter()
+        else:
+            reporter = PlainReporter()
 
         def show(plan: object) -> None:
             if not quiet and not as_json:
                 print(render_text(plan), file=sys.stderr, end="")  # type: ignore[arg-type]
+            if live is not None:
+                live.show_plan(plan)  # type: ignore[arg-type]
 
         def confirm(plan: object) -> bool:
             if dry_run:
@@ -108,10 +134,18 @@ def _apply_command(
             if print_run_dir:
                 sys.stdout.write(f"RUN_DIR={path}\n")
                 sys.stdout.flush()
+            if live is not None:  # confirmed: the run begins, the live view takes over stderr
+                live.follow_events(path / "events.jsonl")
+                live.start()
 
-        result = apply_stack(
-            config, request, env=env, reporter=reporter, confirm=confirm, on_plan=show, on_run_dir=on_run_dir
-        )
+        result = None
+        try:
+            result = apply_stack(
+                config, request, env=env, reporter=reporter, confirm=confirm, on_plan=show, on_run_dir=on_run_dir
+            )
+        finally:
+            if live is not None:  # its final state stays on the screen, above the summary
+                live.stop(manifest=result.manifest_path if result is not None else None)
     except (RunpodDeployError, ValueError, OSError) as exc:
         raise fail(exc) from None
     if result is None:

@@ -27,7 +27,7 @@ from tenacity import (
 )
 
 from reconciler.desired import PodRequest
-from reconciler.observed import Catalog, CloudType, ObservedPod
+from reconciler.observed import Catalog, CloudType, NetworkVolume, ObservedPod
 from runtime.errors import (
     CapacityError,
     HostFullError,
@@ -189,6 +189,17 @@ class ApiProvider:
 
     def catalog(self, *, cloud_type: CloudType | None = None) -> Catalog:
         return gql.parse_catalog(self._query("catalog", gql.CATALOG, {}, retry_transient=True))
+
+    def list_network_volumes(self) -> tuple[NetworkVolume, ...]:
+        data = self._query("network_volumes", gql.NETWORK_VOLUMES, {}, retry_transient=True)
+        if not isinstance(data.get("myself"), Mapping):
+            raise ProviderProtocolError(
+                "answer has no 'myself' (is the key valid?)",
+                excerpt=json.dumps(data)[:300],
+                provider=self.name,
+                operation="network_volumes",
+            )
+        return gql.parse_network_volumes(data)
 
     def _spot_price(self, request: PodRequest) -> float:
         """RunPod requires a bid for a spot pod; without one from the stack, bid the GPU's

@@ -16,6 +16,7 @@ from reconciler.observed import (
     CloudType,
     GpuAvailability,
     GpuPrice,
+    NetworkVolume,
     ObservedPod,
     PodStatus,
     SshEndpoint,
@@ -48,6 +49,7 @@ SPOT_PRICE = (
     "query spotPrice($input: GpuTypeFilter) "
     "{ gpuTypes(input: $input) { id secureSpotPrice communitySpotPrice } }"
 )
+NETWORK_VOLUMES = "query networkVolumes { myself { networkVolumes { id name size dataCenterId } } }"
 CATALOG = """
 query catalog {
   gpuTypes { id displayName memoryInGb securePrice communityPrice secureSpotPrice communitySpotPrice }
@@ -143,6 +145,23 @@ def parse_pod(raw: Mapping[str, Any]) -> ObservedPod:
         container_up=isinstance(runtime, Mapping),
         uptime_sec=uptime,
         ssh=ssh,
+    )
+
+
+def parse_network_volumes(data: Mapping[str, Any]) -> tuple[NetworkVolume, ...]:
+    """`myself.networkVolumes` as values; a volume without an id cannot be mounted, so it is
+    left out."""
+    myself = data.get("myself")
+    volumes = myself.get("networkVolumes") if isinstance(myself, Mapping) else None
+    return tuple(
+        NetworkVolume(
+            id=str(volume["id"]),
+            name=_str(volume.get("name")) or "",
+            datacenter_id=_str(volume.get("dataCenterId")),
+            size_gb=_int(volume.get("size")),
+        )
+        for volume in volumes or ()
+        if isinstance(volume, Mapping) and _str(volume.get("id"))
     )
 
 

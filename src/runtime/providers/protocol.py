@@ -1,8 +1,9 @@
 """The contract every pod provider keeps (runpodctl, the RunPod API, test doubles).
 
 Parameters and results are the core's frozen values, never raw dicts: a provider's job is to
-translate RunPod's wire formats to `ObservedPod`, `Catalog` and back from `PodRequest`. One
-contract suite (`tests/contract/`) runs every implementation against the simulator.
+translate RunPod's wire formats to `ObservedPod`, `Catalog`, `NetworkVolume` and back from
+`PodRequest`. One contract suite (`tests/contract/`) runs every implementation against the
+simulator.
 
 Rules every implementation keeps:
 - Every pod this tool creates carries the stack's name prefix, so `list_pods(name_prefix=...)`
@@ -21,7 +22,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from reconciler.desired import PodRequest
-from reconciler.observed import Catalog, CloudType, ObservedPod
+from reconciler.observed import Catalog, CloudType, NetworkVolume, ObservedPod
 
 
 class PodProvider(Protocol):
@@ -58,4 +59,9 @@ class PodProvider(Protocol):
 
     def catalog(self, *, cloud_type: CloudType | None = None) -> Catalog:
         """GPU stock per datacenter and prices per GPU type (prices may be missing)."""
+        ...
+
+    def list_network_volumes(self) -> tuple[NetworkVolume, ...]:
+        """Every network volume of the account (id, name, datacenter, size). One call; asked
+        only for a stack that mounts one, to resolve its name to the id a create needs."""
         ...

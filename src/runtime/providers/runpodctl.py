@@ -5,6 +5,7 @@
     pod create --name ... -o json           -> create_pod (never retried)
     pod start|stop|delete ID -o json        -> start_pod, stop_pod, terminate_pod
     datacenter list -o json, gpu list -o json -> catalog (runpodctl prints no prices)
+    network-volume list -o json             -> list_network_volumes
 
 The JSON -> value translation is in pure `parse_*` functions, which handle the shapes runpodctl
 passes through: `imageName`; `machine.gpuTypeId`/`dataCenterId` or runpodctl's renamed `gpuId`;
@@ -34,6 +35,7 @@ from reconciler.observed import (
     CloudType,
     GpuAvailability,
     GpuPrice,
+    NetworkVolume,
     ObservedPod,
     PodStatus,
     SshEndpoint,
@@ -50,7 +52,8 @@ from runtime.errors import (
 )
 
 __all__ = ["RunpodctlProvider", "create_args", "parse_catalog", "parse_create_flags",
-           "parse_error", "parse_pod", "parse_pod_list", "raise_for_error"]
+           "parse_error", "parse_network_volumes", "parse_pod", "parse_pod_list",
+           "raise_for_error"]
 
 NAME = "runpodctl"
 _log = logging.getLogger(__name__)
@@ -182,6 +185,18 @@ def parse_catalog(datacenters: Any, gpus: Any) -> Catalog:
                                    memory_gb=_int(gpu.get("memoryInGb"))))
     return Catalog(availability=tuple(availability), prices=tuple(prices),
                    datacenter_ids=tuple(dc_ids))
+
+
+def parse_network_volumes(data: Any) -> tuple[NetworkVolume, ...]:
+    """`network-volume list`: REST v1's `[{id, name, size, dataCenterId}]`, passed through.
+    An item without an id cannot be mounted, so it is left out rather than guessed at."""
+    if not isinstance(data, list):
+        raise ProviderProtocolError("expected a JSON array of network volumes",
+                                    excerpt=json.dumps(data)[:300], provider=NAME)
+    return tuple(
+        NetworkVolume(id=item["id"], name=_str(item.get("name")) or "",
+                      datacenter_id=_str(item.get("dataCenterId")), size_gb=_int(item.get("size")))
+        for item in data if isinstance(item, Mapping) and _str(item.get("id")))
 
 
 def parse_create_flags(help_text: str) -> frozenset[str]:
@@ -322,8 +337,36 @@ class RunpodctlProvider:
             return
 
     def catalog(self, *, cloud_type: CloudType | None = None) -> Catalog:
-        return parse_catalog(self._json("catalog", ["datacenter", "list"]),
-                             self._json("catalog", ["gpu", "list"]))
+        listed = parse_catalog(self._json("catalog", ["datacenter", "list"]),
+                               self._json("catalog", ["gpu", "list"]))
+        return self._with_live_prices(listed, cloud_type)
+
+    def _with_live_prices(self, listed: Catalog, cloud_type: CloudType | None) -> Catalog:
+        """runpodctl lists no prices, RunPod's GraphQL does: with RUNPOD_API_KEY in the
+        environment, ask it once so that the plan's cost is the real one. Without the key, or
+        when that call fails, the plan falls back to the stack's assumed rate and says so."""
+        env = self.env if self.env is not None else dict(os.environ)
+        if not env.get("RUNPOD_API_KEY"):
+            return listed
+        from runtime.providers.api import ApiProvider, ApiSettings
+
+        self.calls += 1
+        try:
+            priced = ApiProvider(ApiSettings.from_env(env)).catalog(cloud_type=cloud_type)
+        except ProviderError as error:
+            _log.warning("live GPU prices unavailable (%s); using the assumed rate", error)
+            return listed
+        by_id = {price.gpu_type_id: price for price in priced.prices}
+        prices = tuple(
+            dataclasses.replace(by_id[p.gpu_type_id], display_name=p.display_name or
+                                by_id[p.gpu_type_id].display_name,
+                                memory_gb=p.memory_gb or by_id[p.gpu_type_id].memory_gb)
+            if p.gpu_type_id in by_id else p
+            for p in listed.prices)
+        return dataclasses.replace(listed, prices=prices)
+
+    def list_network_volumes(self) -> tuple[NetworkVolume, ...]:
+        return parse_network_volumes(self._json("network_volumes", ["network-volume", "list"]))
 
     # -- subprocess -------------------------------------------------------------------------
 
