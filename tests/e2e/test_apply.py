@@ -203,3 +203,29 @@ def test_runs_started_in_the_same_second_get_distinct_run_ids(project: Project) 
     assert seen == ["run_id=e2e-20261123T120000Z", "run_id=e2e-20261123T120000Z-001"], seen
     assert [manifest_of(r.run_dir)["run_id"] for r in (first, second)] == [
         first.run_dir.name, second.run_dir.name]
+
+
+def test_manifest_summary_totals_match_the_billing_meter_to_the_cent(project: Project) -> None:
+    """The cost a user reads back (`manifest-summary --root`) is what RunPod bills for compute:
+    three runs on 2x H100 ($5.98/hr, so a price or GPU-count slip shows in whole cents)."""
+    import json
+
+    config = project.stack({
+        "pod": {"datacenters": ["US-IL-1"], "gpu_order": ["NVIDIA H100 80GB HBM3"], "gpu_count": 2},
+        "run": {"body": "sleep 5\necho '[job] DONE'\n"},
+    })
+    pods = []
+    for _ in range(3):
+        result = project.apply(config)
+        assert result.ok, result.detail
+        pods.append(result.pod_id)
+    done = subprocess.run([str(Path(sys.executable).parent / "runpod-deploy"), "manifest-summary",
+                           "--root", str(project.root), "--json"],
+                          capture_output=True, text=True, env=project.env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    totals = json.loads(done.stdout)["totals"]
+    meter = project.sim.billing()["pods"]
+    billed = sum(meter[pod_id]["compute_usd"] for pod_id in pods)
+    assert totals["manifests"] == 3 and totals["failed"] == 0
+    assert billed > 0.02, f"the runs cost whole cents ({billed})"
+    assert abs(totals["estimated_cost_usd"] - billed) < 0.01, (totals, billed)
