@@ -1,43 +1,106 @@
 """runpod-deploy benchmarks: medians of repeated runs, as ratios against a baseline measured
-in the same go (never absolute thresholds, which depend on the machine).
+in the same go (absolute figures depend on the machine; ratios much less so).
 
-    ./dev bench                 # every scenario, table + bench/results/latest.json
-    ./dev bench startup drift   # only these scenarios
-    ./dev bench --repeat 9
+    bench/run                       # every scenario: table, targets, bench/results/latest.json
+    bench/run startup drift         # only these scenarios
+    bench/run --repeat 9            # more samples (default 5; the 1 GB pull takes at most 3)
+    bench/run --small               # scaled-down data and stack counts, for a quick check
+    bench/run --json                # the JSON document on stdout (the table goes to stderr)
+    bench/run --keep                # keep .cache/bench/<scenario> (simulator homes, data)
+    bench/run --markdown FILE.json  # the tables of docs/performance.md from a results file
 
-Each scenario returns rows of (name, median seconds, baseline name, extra figures). Scenarios
-that need the original runpod-deploy 0.8.4 install it into .cache/orig-venv (PyPI) and skip
-with a note when that is not possible.
+Scenarios (docs/performance.md says what each measures and why):
+
+    startup   `--help` and `plan` (no pod) against a minimal typer program and the original 0.8.4
+    drift     `drift` over 1, 10, 100, 1000 stacks: wall time and provider calls
+    apply     a trivial job, cold (create) and warm (recycle resume), ours vs the original 0.8.4
+    staging   2,000 files / 200 MB, then one file changed, vs plain `rsync -a`
+    pulling   1 GB in 1,000 files, vs plain `rsync -a`
+    failover  the first three GPU x datacenter candidates out of stock, ours vs the original
+
+Everything that talks to RunPod runs against the local simulator (`runpod_sim`), whose pods are
+real sshd servers. Provider calls are counted by a small HTTP proxy the bench puts between the
+tools and the simulator (every RunPod API request, GraphQL or REST, whichever client sends it:
+our API provider, the simulator's `runpodctl`, or the original tool); SSH logins are counted in
+each pod's sshd log. Scenarios that need the original runpod-deploy 0.8.4 install it into
+.cache/orig-venv (PyPI) and leave it out, with a note, when that is not possible.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.client
 import json
 import os
 import platform
+import random
+import re
+import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"
+WORK = CACHE / "bench"
+RESULTS = ROOT / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
+OURS = VENV_BIN / "runpod-deploy"
+
+sys.path[:0] = [str(ROOT / "src")]  # a checkout without `pip install -e` still imports
+
+
+def note(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Options:
+    repeat: int = 5
+    small: bool = False
+    keep: bool = False
+
+    @property
+    def transfer_repeat(self) -> int:
+        return max(1, min(self.repeat, 3))
 
 
 @dataclass
 class Row:
     scenario: str
     name: str
-    median_sec: float
+    median_sec: float | None  # None: the thing measured did not happen (see extra)
     samples: list[float]
     baseline: str | None = None
     ratio: float | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Target:
+    """One target of issue 7, checked against the rows of this run."""
+
+    scenario: str
+    what: str
+    figure: str
+    met: bool | None  # None: not measured in this run
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def med_int(values: list[int]) -> int:
+    return round(statistics.median(values)) if values else 0
 
 
 def timed(argv: list[str], *, repeat: int, env: dict[str, str] | None = None, cwd: Path = ROOT) -> list[float]:
@@ -69,59 +132,939 @@ def original_venv() -> Path | None:
             capture_output=True,
         )
     except (subprocess.SubprocessError, OSError):
+        note("the original runpod-deploy 0.8.4 could not be installed (no PyPI?): comparisons with it are left out")
         return None
     return exe if exe.exists() else None
 
 
-def scenario_startup(repeat: int) -> list[Row]:
+# -- the simulator, with a call-counting proxy in front ---------------------------------------
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "date", "server"}
+_GQL_FIELD = re.compile(r"\{\s*(\w+)")
+_ID_SEGMENT = re.compile(r"/[a-z0-9]{14}(?=/|$)")
+_CREATES = ("podFindAndDeployOnDemand", "podRentInterruptable")
+
+
+@dataclass(frozen=True)
+class Call:
+    at: float  # time.time() when the answer went back
+    what: str  # "graphql myself", "GET /v1/pods/{id}", ...
+    status: int
+    created: bool  # a create call that made a pod
+
+
+class CountingProxy(ThreadingHTTPServer):
+    """Forwards every request to the simulator and records it: the provider calls a tool made,
+    whatever client it used (requests, urllib in runpodctl, the original's runpodctl)."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.calls: list[Call] = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self._thread = threading.Thread(target=self.serve_forever, name="bench-proxy", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.calls)
+
+    def since(self, mark: int) -> list[Call]:
+        with self.lock:
+            return list(self.calls[mark:])
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    server: CountingProxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        return
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        upstream = http.client.HTTPConnection(*self.server.upstream, timeout=300)
+        try:
+            upstream.request(self.command, self.path, body=body, headers=headers)
+            answer = upstream.getresponse()
+            data = answer.read()
+            reply_headers = [(k, v) for k, v in answer.getheaders() if k.lower() not in _HOP_BY_HOP]
+            status = answer.status
+        finally:
+            upstream.close()
+        self.send_response(status)
+        for key, value in reply_headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+        if not self.path.startswith("/_sim"):
+            what, created = _describe(self.command, self.path, body, status, data)
+            with self.server.lock:
+                self.server.calls.append(Call(time.time(), what, status, created))
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+
+def _describe(method: str, path: str, body: bytes | None, status: int, data: bytes) -> tuple[str, bool]:
+    route = urlsplit(path).path
+    if route.rstrip("/").endswith("/graphql"):
+        try:
+            query = str(json.loads(body or b"{}").get("query") or "")
+        except ValueError:
+            query = ""
+        match = _GQL_FIELD.search(query)
+        name = match.group(1) if match else "?"
+        created = False
+        if name in _CREATES and status == 200:
+            with contextlib.suppress(ValueError, AttributeError):
+                created = bool((json.loads(data).get("data") or {}).get(name))
+        return f"graphql {name}", created
+    created = method == "POST" and route.rstrip("/") in ("/v1/pods", "/v2/pods") and status in (200, 201)
+    return f"{method} {_ID_SEGMENT.sub('/{id}', route)}", created
+
+
+def ssh_keygen(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bench", "-f", str(path)], check=True)
+    return path
+
+
+class BenchSim:
+    """A simulator in .cache/bench/<name>, a proxy that counts provider calls, an SSH key the
+    simulator's pods accept, and the environment that points a tool at all of it."""
+
+    def __init__(self, name: str, opts: Options, **knobs: Any) -> None:
+        from runpod_sim.testing import Simulator
+
+        self.root = WORK / name
+        if self.root.exists():
+            self._stop_leftover()
+            shutil.rmtree(self.root)
+        self.root.mkdir(parents=True)
+        self.opts = opts
+        self.sim = Simulator.start(self.root / "sim", **knobs)
+        try:
+            self._prepare()
+        except BaseException:
+            self.sim.stop()
+            raise
+
+    def _prepare(self) -> None:
+        self.proxy = CountingProxy(self.sim.url)
+        self.key = ssh_keygen(self.root / "id_ed25519")
+        self.sim.add_pubkey(self.key.with_suffix(".pub").read_text().strip())
+        direct = self.sim.env
+        self.direct_env = {**direct, "RUNPOD_DEPLOY_STATE_DIR": str(self.root / "state")}
+        self.env = {
+            k: (v.replace(self.sim.url, self.proxy.url) if k.startswith("RUNPOD_") else v) for k, v in direct.items()
+        }
+        self.env.update(RUNPOD_DEPLOY_STATE_DIR=str(self.root / "state"), PYTHONUNBUFFERED="1", NO_COLOR="1")
+        # `runpodctl` as the tools find it on PATH: a wrapper that logs each invocation, then
+        # runs the simulator's (which sends its HTTP requests through the proxy).
+        wrapper_dir = self.root / "bin"
+        wrapper_dir.mkdir()
+        self.runpodctl_log = self.root / "runpodctl.log"
+        self.runpodctl_log.touch()
+        wrapper = wrapper_dir / "runpodctl"
+        wrapper.write_text(f'#!/bin/sh\necho "$(date +%s.%N) $*" >> {self.runpodctl_log}\nexec {self.sim.runpodctl} "$@"\n')
+        wrapper.chmod(0o755)
+        self.env["PATH"] = f"{wrapper_dir}{os.pathsep}{self.env['PATH']}"
+
+    def _stop_leftover(self) -> None:
+        from runpod_sim import cli
+
+        with contextlib.suppress(Exception):
+            cli.down(self.root / "sim")
+
+    def close(self) -> None:
+        self.proxy.close()
+        self.sim.stop()
+        if not self.opts.keep:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> BenchSim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # helpers around pods
+    def delete_all_pods(self) -> None:
+        for pod in self.sim.pods():
+            subprocess.run([self.sim.runpodctl, "pod", "delete", pod["id"]], env=self.sim.env,
+                           capture_output=True, check=False, timeout=60)
+
+    def create_pod(self, gpu: str = "NVIDIA RTX A4000", volume_gb: int = 20) -> tuple[str, int]:
+        """A running pod with SSH up; returns (pod id, ssh port)."""
+        done = subprocess.run(
+            [self.sim.runpodctl, "pod", "create", "--image", "runpod/base:bench", "--gpu-id", gpu, "--ports", "22/tcp",
+             "--volume-in-gb", str(volume_gb), "--name", "bench", "--wait", "-o", "json"],
+            env=self.sim.env, capture_output=True, text=True, check=True, timeout=120)
+        pod_id = json.loads(done.stdout)["id"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pod = self.sim.pod(pod_id)
+            if pod and pod.get("sshPort"):
+                return pod_id, int(pod["sshPort"])
+            time.sleep(0.05)
+        raise RuntimeError(f"pod {pod_id} did not publish SSH")
+
+    def runpodctl_runs(self, until: float | None = None) -> int:
+        """runpodctl invocations so far (or those started before `until`, a time.time())."""
+        lines = self.runpodctl_log.read_text().splitlines()
+        if until is None:
+            return len(lines)
+        return sum(1 for line in lines if float(line.split(" ", 1)[0]) <= until)
+
+    def ssh_log_counts(self) -> tuple[int, int]:
+        """(logins, probes) over every pod's sshd log: key logins, and connections that closed
+        before authenticating (readiness probes that only read the banner)."""
+        logins = probes = 0
+        for log in (self.sim.home / "pods").glob("*/sshd.log"):
+            with contextlib.suppress(OSError):
+                for line in log.read_text(errors="replace").splitlines():
+                    if line.startswith("Accepted publickey"):
+                        logins += 1
+                    elif line.startswith("kex_exchange_identification") or "[preauth]" in line:
+                        probes += 1
+        return logins, probes
+
+
+# -- 1. start-up ------------------------------------------------------------------------------
+
+
+def scenario_startup(opts: Options) -> list[Row]:
     """1. CLI start-up: `--help` and `plan` on stacks/hello.yaml, against a bare typer program."""
+    repeat = max(opts.repeat, 5)
     rows = []
+    floor_name = "minimal typer --help (floor)"
     floor = timed([sys.executable, str(ROOT / "bench" / "floor_typer.py"), "--help"], repeat=repeat)
-    rows.append(Row("startup", "minimal typer --help (floor)", statistics.median(floor), floor))
-    ours = timed([str(VENV_BIN / "runpod-deploy"), "--help"], repeat=repeat)
-    rows.append(Row("startup", "runpod-deploy --help", statistics.median(ours), ours, "minimal typer --help (floor)"))
+    rows.append(Row("startup", floor_name, median(floor), floor))
+    ours = timed([str(OURS), "--help"], repeat=repeat)
+    rows.append(Row("startup", "runpod-deploy --help", median(ours), ours, floor_name))
     original = original_venv()
     if original is not None:
         theirs = timed([str(original), "--help"], repeat=repeat)
-        rows.append(Row("startup", "original 0.8.4 --help", statistics.median(theirs), theirs, "minimal typer --help (floor)"))
+        rows.append(Row("startup", "original 0.8.4 --help", median(theirs), theirs, floor_name))
     hello = ROOT / "stacks" / "hello.yaml"
-    if hello.exists():
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
-        env["RUNPOD_DEPLOY_STATE_DIR"] = str(CACHE / "bench-state")
-        env["PATH"] = "/usr/bin:/bin"  # no runpodctl: the plan of a stack with no pod
-        plan = timed([str(VENV_BIN / "runpod-deploy"), "plan", "--config", str(hello)], repeat=repeat, env=env)
-        rows.append(Row("startup", "runpod-deploy plan hello.yaml (no pod)", statistics.median(plan), plan, "minimal typer --help (floor)"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
+    env["RUNPOD_DEPLOY_STATE_DIR"] = str(WORK / "startup-state")
+    env["PATH"] = "/usr/bin:/bin"  # no runpodctl: the plan of a stack with no pod
+    plan = timed([str(OURS), "plan", "--config", str(hello)], repeat=repeat, env=env)
+    rows.append(Row("startup", "runpod-deploy plan hello.yaml (no pod)", median(plan), plan, floor_name))
     return rows
 
 
-SCENARIOS: dict[str, Callable[[int], list[Row]]] = {"startup": scenario_startup}
+# -- 2. drift at scale ------------------------------------------------------------------------
+
+
+def scenario_drift(opts: Options) -> list[Row]:
+    """2. `drift` over 1, 10, 100, 1000 stacks whose recycled pods are in sync: wall time and
+    provider calls. The account holds exactly the pods of the stacks checked (the biggest size
+    first, then pods are deleted with their stacks down to the next size), so every run is a
+    clean "all in sync" (exit 0) and no run lists the others' pods as orphans."""
+    sizes = (1, 10, 100) if opts.small else (1, 10, 100, 1000)
+    # Pods are created and stopped before their image "pulls", so no sshd is started for them:
+    # drift only reads the provider's listing.
+    with BenchSim("drift", opts, image_pull_sec=3600.0, boot_sec=0.0) as bench:
+        sys.path.insert(0, str(ROOT / "tests" / "drift"))
+        from drift_world import GPU, World  # type: ignore[import-not-found]  # the drift tests' world
+
+        from runtime.providers.api import ApiProvider, ApiSettings
+
+        provider = ApiProvider(ApiSettings.from_env(bench.direct_env))
+        world = World(sim=bench.sim, provider=provider, root=bench.root, env=bench.direct_env)
+        bench.sim.set_stock("EU-RO-1", GPU, max(sizes) + 10)
+        started = time.monotonic()
+        stacks = [world.in_sync(f"s{i:04d}") for i in range(max(sizes))]
+        note(f"drift: set up {max(sizes)} stacks with recycled pods in {time.monotonic() - started:.0f}s")
+        pods_by_prefix = {stack.pod_prefix: pod["id"] for pod in bench.sim.pods() for stack in stacks
+                          if pod["name"].startswith(stack.pod_prefix)}
+        measured: dict[str, Row] = {}
+        runs = [(max(sizes), "runpodctl")] + [(n, "api") for n in sorted(sizes, reverse=True)]
+        kept = len(stacks)
+        for count, provider_name in runs:
+            for stack in stacks[count:kept]:  # the account shrinks with the stacks checked
+                provider.terminate_pod(pods_by_prefix[stack.pod_prefix])
+                stack.config_path.unlink()
+            kept = count
+            name = f"drift {count} stack{'s' if count > 1 else ''} ({provider_name})"
+            argv = [str(OURS), "drift", str(bench.root / "stacks"), "--provider", provider_name,
+                    "--format", "json", "--detailed-exitcode"]
+            samples, calls, codes, ctl = [], [], [], []
+            for i in range(opts.repeat + 1):
+                mark = bench.proxy.mark()
+                ctl0 = bench.runpodctl_runs()
+                start = time.perf_counter()
+                done = subprocess.run(argv, capture_output=True, env=bench.env, cwd=bench.root, timeout=600)
+                elapsed = time.perf_counter() - start
+                if done.returncode not in (0, 2):
+                    raise RuntimeError(f"drift exited {done.returncode}: {done.stderr.decode()[-600:]}")
+                if i:
+                    samples.append(elapsed)
+                    calls.append(len(bench.proxy.since(mark)))
+                    codes.append(done.returncode)
+                    ctl.append(bench.runpodctl_runs() - ctl0)
+            kinds = sorted({c.what for c in bench.proxy.since(bench.proxy.mark() - calls[-1])})
+            measured[name] = Row("drift", name, median(samples), samples, extra={
+                "provider_calls": med_int(calls), "runpodctl_runs": med_int(ctl) or None, "calls": ",".join(kinds),
+                "all_in_sync": all(c == 0 for c in codes)})
+    base = "drift 1 stack (api)"
+    rows = [measured[f"drift {n} stack{'s' if n > 1 else ''} (api)"] for n in sizes]
+    rows.append(measured[f"drift {max(sizes)} stacks (runpodctl)"])
+    for row in rows[1:]:
+        row.baseline = base
+    return rows
+
+
+# -- 3. apply overhead ------------------------------------------------------------------------
+
+APPLY_STACK = """\
+schema_version: 2
+name: benchapply
+state_file: {state}
+local:
+  project_root: {project}
+pod:
+  image: runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04
+  datacenters: [{datacenters}]
+  gpu_order: [{gpus}]
+  gpu_count: {gpu_count}
+storage:
+  mode: ephemeral
+  volume_gb: 5
+ssh:
+  key_path: {key}
+budget:
+  cost_cap_usd: 1.0
+  max_runtime_minutes: 10
+  poll_interval_sec: 1
+run:
+  script_path: /workspace/job.sh
+  log_path: /workspace/job.log
+  success_marker: "[bench] DONE"
+  body: |
+    echo "[bench] DONE $(date +%s.%N)"
+lifecycle:
+  on_success: {on_success}
+  on_failure: delete
+"""
+_MARKER_LINE = re.compile(r"\[bench\] DONE (\d+\.\d+)")
+
+
+@dataclass
+class Tool:
+    label: str
+    argv: list[str]  # up to the config path
+
+
+def _tools() -> list[Tool]:
+    tools = [Tool("ours (api)", [str(OURS), "apply", "--yes", "--provider", "api", "--config"]),
+             Tool("ours (runpodctl)", [str(OURS), "apply", "--yes", "--provider", "runpodctl", "--config"])]
+    original = original_venv()
+    if original is not None:
+        tools.append(Tool("original 0.8.4", [str(original), "run", "--config"]))
+    return tools
+
+
+@dataclass
+class Run:
+    seconds: float
+    calls: list[Call]
+    runpodctl_runs: int
+    logins: int
+    probes: int
+    marker_lag: float | None
+    started: float  # time.time() at the start
+    output: str
+
+
+def _run_tool(bench: BenchSim, argv: list[str], home: Path, *, check: bool = True) -> Run:
+    """Run one apply, streaming its output to time-stamp the success marker's appearance."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**bench.env, "HOME": str(home)}  # the original's known_hosts (accept-new) is per run
+    mark = bench.proxy.mark()
+    ctl0 = bench.runpodctl_runs()
+    logins0, probes0 = bench.ssh_log_counts()
+    lag: float | None = None
+    lines: list[str] = []
+    started = time.time()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=bench.root,
+                            text=True, bufsize=1)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        now = time.time()
+        lines.append(line)
+        if lag is None and (match := _MARKER_LINE.search(line)):
+            lag = now - float(match.group(1))
+    code = proc.wait(timeout=600)
+    seconds = time.perf_counter() - t0
+    output = "".join(lines)
+    if code != 0 and check:
+        raise RuntimeError(f"{argv} exited {code}:\n{output[-3000:]}")
+    logins1, probes1 = bench.ssh_log_counts()
+    return Run(seconds, bench.proxy.since(mark), bench.runpodctl_runs() - ctl0, logins1 - logins0, probes1 - probes0, lag, started, output)
+
+
+def _stack(bench: BenchSim, tool: Tool, *, on_success: str, datacenters: str = "EU-RO-1",
+           gpus: str = "NVIDIA RTX A4000", gpu_count: int = 1) -> Path:
+    slug = re.sub(r"\W+", "-", tool.label).strip("-")
+    project = bench.root / "project" / slug
+    project.mkdir(parents=True, exist_ok=True)
+    config = bench.root / f"stack-{slug}.yaml"
+    config.write_text(APPLY_STACK.format(state=bench.root / "state" / f"{slug}.state", project=project,
+                                         key=bench.key, on_success=on_success, datacenters=datacenters,
+                                         gpus=gpus, gpu_count=gpu_count))
+    return config
+
+
+def _forget_state(config: Path) -> None:
+    """Remove the stack's state file (and whatever the tools keep beside it)."""
+    match = re.search(r"^state_file: (.+)$", config.read_text(), re.M)
+    assert match
+    state = Path(match.group(1))
+    for path in state.parent.glob(state.name + "*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _apply_row(scenario: str, name: str, runs: list[Run], baseline: str | None) -> Row:
+    lags = [r.marker_lag for r in runs if r.marker_lag is not None]
+    return Row(scenario, name, median([r.seconds for r in runs]), [round(r.seconds, 3) for r in runs], baseline, extra={
+        "provider_calls": med_int([len(r.calls) for r in runs]),
+        "runpodctl_runs": med_int([r.runpodctl_runs for r in runs]) or None,
+        "ssh_logins": med_int([r.logins for r in runs]),
+        "ssh_probes": med_int([r.probes for r in runs]),
+        "marker_lag_ms": round(median(lags) * 1000) if lags else None,
+        "first_call_ms": round(median([r.calls[0].at - r.started for r in runs if r.calls]) * 1000),
+        "calls": _call_summary(runs[-1].calls),
+    })
+
+
+def _call_summary(calls: list[Call]) -> str:
+    counts: dict[str, int] = {}
+    for call in calls:
+        counts[call.what] = counts.get(call.what, 0) + 1
+    return ", ".join(f"{what} x{n}" if n > 1 else what for what, n in counts.items())
+
+
+def scenario_apply(opts: Options) -> list[Row]:
+    """3. A trivial job with zero boot delays: cold (create) and warm (recycle resume), each
+    tool in turn within every round (so a change in the machine's load hits all alike). The
+    stack is the same file for every tool but its `state_file`; telemetry is on (both tools'
+    default) and, in a second warm series, off (the tools' own overhead, without the on-pod
+    snapshot commands such as `pip freeze`)."""
+    rows: list[Row] = []
+    tools = _tools()
+    names = [t.label for t in tools]
+    quiet = [Tool(f"{t.label}, telemetry off", t.argv) for t in tools if t.label in ("ours (api)", "original 0.8.4")]
+    with BenchSim("apply", opts, image_pull_sec=0.0, boot_sec=0.0, sshd_delay_sec=0.0) as bench:
+        configs = {t.label: _stack(bench, t, on_success="recycle") for t in [*tools, *quiet]}
+        for tool in quiet:
+            configs[tool.label].write_text(configs[tool.label].read_text() + "telemetry:\n  enabled: false\n")
+        runs: dict[str, list[Run]] = {}
+
+        def series(kind: str, chosen: list[Tool], *, fresh: bool) -> None:
+            for i in range(opts.repeat + 1):
+                if fresh:
+                    bench.delete_all_pods()
+                for tool in chosen:
+                    config = configs[tool.label]
+                    if fresh:
+                        _forget_state(config)
+                    run = _run_tool(bench, [*tool.argv, str(config)], bench.root / "home" / f"{tool.label}-{kind}{i}")
+                    if i:
+                        runs.setdefault(f"apply {kind}: {tool.label}", []).append(run)
+
+        series("cold", tools, fresh=True)  # leaves each tool's pod recycled (stopped)
+        series("warm", tools, fresh=False)
+        for tool in quiet:  # a first, untimed apply creates the pod these resume
+            _run_tool(bench, [*tool.argv, str(configs[tool.label])], bench.root / "home" / f"{tool.label}-first")
+        series("warm", quiet, fresh=False)
+        bench.delete_all_pods()
+        has_original = "original 0.8.4" in names
+        for kind in ("cold", "warm"):
+            for label in names:
+                base = f"apply {kind}: original 0.8.4" if has_original and label != "original 0.8.4" else None
+                rows.append(_apply_row("apply", f"apply {kind}: {label}", runs[f"apply {kind}: {label}"], base))
+        for tool in quiet:
+            base = "apply warm: original 0.8.4, telemetry off" if has_original and "original" not in tool.label else None
+            rows.append(_apply_row("apply", f"apply warm: {tool.label}", runs[f"apply warm: {tool.label}"], base))
+        for row in rows:
+            note(f"apply: {row.name}: {row.median_sec:.2f}s")
+    return rows
+
+
+# -- 6. failover ------------------------------------------------------------------------------
+
+FAILOVER_DCS = "EU-RO-1, US-IL-1"
+FAILOVER_GPUS = "NVIDIA RTX A4000, NVIDIA A40"
+# datacenters outer, GPUs inner (the original's order, kept): the first three candidates
+FAILOVER_DRY = (("EU-RO-1", "NVIDIA RTX A4000"), ("EU-RO-1", "NVIDIA A40"), ("US-IL-1", "NVIDIA RTX A4000"))
+
+
+def scenario_failover(opts: Options) -> list[Row]:
+    """6. The first three GPU x datacenter candidates out of stock: wall time and provider calls
+    from the start of `apply` until the pod exists.
+
+    `catalog empty`: the stock listing says none (stock 0). `catalog stale`: the listing says
+    "Low" but there are too few GPUs (1 free, the stack wants 2), so only a create finds out,
+    as happens on RunPod when stock moves between the listing and the create."""
+    rows: list[Row] = []
+    tools = _tools()
+    variants = (("catalog empty", 1, 0), ("catalog stale", 2, 1))
+    with BenchSim("failover", opts, image_pull_sec=0.0, boot_sec=0.0, sshd_delay_sec=0.0) as bench:
+        for variant, gpu_count, stock in variants:
+            original = f"failover {variant}: original 0.8.4"
+            for tool in tools:
+                config = _stack(bench, tool, on_success="delete", datacenters=FAILOVER_DCS, gpus=FAILOVER_GPUS,
+                                gpu_count=gpu_count)
+                samples, firsts, calls, creates, ctl, chosen, failed = [], [], [], [], [], "", ""
+                for i in range(opts.repeat + 1):
+                    bench.delete_all_pods()
+                    ctl0 = bench.runpodctl_runs()
+                    _forget_state(config)
+                    bench.sim.set_stock("US-IL-1", "NVIDIA A40", 16)
+                    for datacenter, gpu in FAILOVER_DRY:
+                        bench.sim.set_stock(datacenter, gpu, stock)
+                    run = _run_tool(bench, [*tool.argv, str(config)], bench.root / "home" / f"{tool.label}-{i}",
+                                    check=False)
+                    made = next((k for k, c in enumerate(run.calls) if c.created), None)
+                    if made is None:
+                        tail = [line for line in run.output.splitlines() if line.strip()][-1:]
+                        failed = f"no pod after {len(run.calls)} calls: {tail[0][:160] if tail else '?'}"
+                        note(f"failover {variant}: {tool.label} made no pod ({failed})")
+                        break
+                    if i:
+                        samples.append(run.calls[made].at - run.started)
+                        firsts.append(run.calls[0].at - run.started)
+                        calls.append(made + 1)
+                        ctl.append(bench.runpodctl_runs(until=run.calls[made].at) - ctl0)
+                        creates.append(sum(1 for c in run.calls[: made + 1] if "podFindAndDeploy" in c.what
+                                           or c.what in ("POST /v1/pods", "POST /v2/pods")))
+                        chosen = _call_summary(run.calls[: made + 1])
+                name = f"failover {variant}: {tool.label}"
+                has_original = any(t.label == "original 0.8.4" for t in tools)
+                base = original if tool.label != "original 0.8.4" and has_original else None
+                if failed:
+                    rows.append(Row("failover", name, None, [], base, extra={"failed": failed}))
+                    continue
+                rows.append(Row("failover", name, median(samples), [round(s, 3) for s in samples], base, extra={
+                    "first_call_ms": round(median(firsts) * 1000), "calls_until_created": med_int(calls), "runpodctl_runs": med_int(ctl) or None,
+                    "create_calls": med_int(creates), "calls": chosen}))
+        bench.delete_all_pods()
+    return rows
+
+
+# -- 4./5. staging and pulling ----------------------------------------------------------------
+
+
+@dataclass
+class Transport:
+    """A pod's sshd, our transport to it (the pinned target the executor hands to Rsync), and
+    the plain-ssh command line for the baseline."""
+
+    bench: BenchSim
+    pod_id: str
+    session: Any
+    target: Any
+    plain_ssh: str
+
+    @property
+    def volume(self) -> Path:
+        """The pod's /workspace, as seen from the host."""
+        return self.bench.sim.home / "pods" / self.pod_id / "volume"
+
+    def ours(self) -> Any:
+        from runtime.clock import SystemClock
+        from runtime.rsync import Rsync
+
+        return Rsync(self.target, clock=SystemClock())  # as runtime.executor builds it
+
+    def plain(self, *args: str) -> tuple[float, int]:
+        """`rsync -a` (plus --stats, to read the bytes) over plain ssh; (seconds, bytes sent)."""
+        argv = ["rsync", "-a", "--stats", "-e", self.plain_ssh, *args]
+        start = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"{argv} exited {done.returncode}: {done.stderr[-600:]}")
+        match = re.search(r"Total bytes sent: ([\d,.]+)", done.stdout)
+        return seconds, int(re.sub(r"[,.]", "", match.group(1))) if match else -1
+
+    def remote(self, command: str) -> None:
+        self.session.run(command, timeout_sec=600)
+
+
+@contextlib.contextmanager
+def transport(name: str, opts: Options) -> Iterator[Transport]:
+    from reconciler.observed import SshEndpoint
+    from runtime.hostkeys import HostKeyPins
+    from runtime.ssh import SshSession
+
+    with BenchSim(name, opts, image_pull_sec=0.0, boot_sec=0.0, sshd_delay_sec=0.0) as bench:
+        pod_id, port = bench.create_pod()
+        session = SshSession(SshEndpoint("127.0.0.1", port), key_path=bench.key,
+                             pins=HostKeyPins(bench.root / "pins.json"), pin_id="bench", allow_new_host_key=True)
+        session.connect()
+        plain_ssh = (f"ssh -p {port} -i {bench.key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                     "-o LogLevel=ERROR -o BatchMode=yes")
+        try:
+            yield Transport(bench, pod_id, session, session.system_ssh_target(), plain_ssh)
+        finally:
+            session.close()
+            bench.delete_all_pods()
+
+
+def _write_tree(root: Path, files: int, total_bytes: int, seed: int) -> list[Path]:
+    """`files` files of incompressible data (model weights, archives, datasets), sizes spread
+    around the mean, 100 to a directory."""
+    rng = random.Random(seed)
+    weights = [rng.uniform(0.2, 1.8) for _ in range(files)]
+    scale = total_bytes / sum(weights)
+    paths = []
+    for index, weight in enumerate(weights):
+        path = root / f"d{index // 100:03d}" / f"f{index:05d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(max(1, int(weight * scale))))
+        paths.append(path)
+    return paths
+
+
+def _settle() -> None:
+    """Before a timed transfer: write back the dirty pages the previous one left, so that no
+    transfer pays for another's writes (both ends share this machine's disk)."""
+    os.sync()
+    time.sleep(0.2)
+
+
+def _alternating(round_index: int, ours: Callable[[], None], plain: Callable[[], None]) -> None:
+    """Run both, each after `_settle`, ours first in even rounds and plain rsync first in odd."""
+    for action in ((ours, plain) if round_index % 2 == 0 else (plain, ours)):
+        _settle()
+        action()
+
+
+def scenario_staging(opts: Options) -> list[Row]:
+    """4. Push 2,000 files / 200 MB (full, then with one file changed): our Rsync (as staging
+    uses it) vs plain `rsync -a`, over the same pod sshd."""
+    from runtime.phases import DEFAULT_STAGING_EXCLUDES
+
+    files, total = (200, 20 * 10**6) if opts.small else (2000, 200 * 10**6)
+    rows: list[Row] = []
+    with transport("staging", opts) as t:
+        src = t.bench.root / "stage-src"
+        paths = _write_tree(src, files, total, seed=4)
+        size = sum(p.stat().st_size for p in paths)
+        label = f"{files} files / {size / 1e6:.0f} MB"
+        times: dict[str, list[float]] = {"ours": [], "plain": [], "inc ours": [], "inc plain": []}
+        sent: dict[str, list[int]] = {key: [] for key in times}
+
+        def ours(key: str) -> Callable[[], None]:
+            def push() -> None:
+                with t.ours() as rsync:
+                    result = rsync.push(src, "/workspace/ours", delete=True, excludes=DEFAULT_STAGING_EXCLUDES)
+                times[key].append(result.duration_sec)
+                sent[key].append(result.bytes_sent)
+            return push
+
+        def plain(key: str) -> Callable[[], None]:
+            def push() -> None:
+                seconds, sent_bytes = t.plain(f"{src}/", f"{t.target.login}:/workspace/plain/")
+                times[key].append(seconds)
+                sent[key].append(sent_bytes)
+            return push
+
+        for index in range(opts.repeat):  # 200 MB: cheap enough for every sample
+            t.remote("rm -rf /workspace/ours /workspace/plain && mkdir -p /workspace/plain")
+            _alternating(index, ours("ours"), plain("plain"))
+        base = f"push {label}: plain rsync -a"
+        rows.append(Row("staging", base, median(times["plain"]), times["plain"], extra={
+            "MB_per_s": round(size / 1e6 / median(times["plain"]), 1), "bytes_sent": med_int(sent["plain"])}))
+        rows.append(Row("staging", f"push {label}: ours", median(times["ours"]), times["ours"], base, extra={
+            "MB_per_s": round(size / 1e6 / median(times["ours"]), 1), "bytes_sent": med_int(sent["ours"])}))
+        changed: list[int] = []
+        rng = random.Random(44)
+        for index in range(opts.repeat):
+            victim = paths[rng.randrange(len(paths))]
+            victim.write_bytes(os.urandom(victim.stat().st_size))  # every byte of one file changes
+            changed.append(victim.stat().st_size)
+            _alternating(index, ours("inc ours"), plain("inc plain"))
+        base = "push one file changed: plain rsync -a"
+        bound = [2 * c + 64 * 1024 for c in changed]
+        rows.append(Row("staging", base, median(times["inc plain"]), times["inc plain"], extra={
+            "changed_bytes": med_int(changed), "bytes_sent": med_int(sent["inc plain"])}))
+        rows.append(Row("staging", "push one file changed: ours", median(times["inc ours"]), times["inc ours"], base,
+                        extra={"changed_bytes": med_int(changed), "bytes_sent": med_int(sent["inc ours"]),
+                               "worst_sent_over_bound": round(max(s / b for s, b in zip(sent["inc ours"], bound,
+                                                                                      strict=True)), 2),
+                               "within_bound": all(s < b for s, b in zip(sent["inc ours"], bound, strict=True))}))
+    return rows
+
+
+def scenario_pulling(opts: Options) -> list[Row]:
+    """5. Pull 1 GB of artifacts in 1,000 files: our Rsync (as artifact pulls use it) vs plain
+    `rsync -a`, over the same pod sshd."""
+    files, total = (100, 100 * 10**6) if opts.small else (1000, 10**9)
+    rows: list[Row] = []
+    with transport("pulling", opts) as t:
+        _write_tree(t.volume / "artifacts", files, total, seed=5)  # written on the pod's volume
+        size = sum(p.stat().st_size for p in (t.volume / "artifacts").rglob("*") if p.is_file())
+        label = f"{files} files / {size / 1e9:.2f} GB"
+        local_ours, local_plain = t.bench.root / "pulled-ours", t.bench.root / "pulled-plain"
+        times: dict[str, list[float]] = {"ours": [], "plain": []}
+
+        def ours() -> None:
+            with t.ours() as rsync:
+                times["ours"].append(rsync.pull("/workspace/artifacts/", local_ours, delete=True).duration_sec)
+
+        def plain() -> None:
+            times["plain"].append(t.plain(f"{t.target.login}:/workspace/artifacts/", f"{local_plain}/")[0])
+
+        for index in range(opts.transfer_repeat):
+            shutil.rmtree(local_ours, ignore_errors=True)
+            shutil.rmtree(local_plain, ignore_errors=True)
+            local_plain.mkdir()
+            _alternating(index, ours, plain)
+        shutil.rmtree(local_ours, ignore_errors=True)
+        shutil.rmtree(local_plain, ignore_errors=True)
+        base = f"pull {label}: plain rsync -a"
+        rows.append(Row("pulling", base, median(times["plain"]), times["plain"],
+                        extra={"MB_per_s": round(size / 1e6 / median(times["plain"]), 1)}))
+        rows.append(Row("pulling", f"pull {label}: ours", median(times["ours"]), times["ours"], base,
+                        extra={"MB_per_s": round(size / 1e6 / median(times["ours"]), 1)}))
+    return rows
+
+
+SCENARIOS: dict[str, Callable[[Options], list[Row]]] = {
+    "startup": scenario_startup,
+    "drift": scenario_drift,
+    "apply": scenario_apply,
+    "staging": scenario_staging,
+    "pulling": scenario_pulling,
+    "failover": scenario_failover,
+}
+
+
+# -- targets ----------------------------------------------------------------------------------
+
+
+def targets(rows: list[Row]) -> list[Target]:
+    """Issue 7's targets, judged on these rows ("not measured" when a row is missing)."""
+    by_name = {row.name: row for row in rows}
+    out: list[Target] = []
+
+    def add(scenario: str, what: str, check: Callable[[], tuple[str, bool]]) -> None:
+        try:
+            figure, met = check()
+        except KeyError:
+            out.append(Target(scenario, what, "not measured", None))
+        else:
+            out.append(Target(scenario, what, figure, met))
+
+    def seconds(name: str) -> float:
+        value = by_name[name].median_sec
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def ratio(name: str) -> float:
+        value = by_name[name].ratio
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def extra(name: str, key: str) -> object:
+        value = by_name[name].extra.get(key)
+        if value is None:
+            raise KeyError(f"{name}: {key}")
+        return value
+
+    def number(name: str, key: str) -> float:
+        return float(str(extra(name, key)))
+
+    help_, plan = "runpod-deploy --help", "runpod-deploy plan hello.yaml (no pod)"
+    add("startup", "--help within 1.2x of a minimal typer program",
+        lambda: (f"{ratio(help_):.2f}x", ratio(help_) <= 1.2))
+    add("startup", "plan on one stack under 0.5 s", lambda: (f"{seconds(plan):.2f} s", seconds(plan) < 0.5))
+    drift_rows = [r for r in rows if r.scenario == "drift" and r.name.endswith("(api)")]
+    biggest = "drift 1000 stacks (api)"
+
+    def drift_calls() -> tuple[str, bool]:
+        if not drift_rows:
+            raise KeyError("drift")
+        calls = [str(r.extra.get("provider_calls")) for r in drift_rows]
+        return " / ".join(calls) + " calls", len(set(calls)) == 1
+
+    add("drift", "drift over 1000 stacks under 3 s", lambda: (f"{seconds(biggest):.2f} s", seconds(biggest) < 3.0))
+    add("drift", "constant number of provider calls", drift_calls)
+    warm, warm_ctl = "apply warm: ours (api)", "apply warm: ours (runpodctl)"
+    add("apply", "ours (api) warm apply: at most 4 provider calls",
+        lambda: (f"{extra(warm, 'provider_calls')} API requests", number(warm, "provider_calls") <= 4))
+    add("apply", "ours (runpodctl) warm apply: at most 4 provider calls",
+        lambda: (f"{extra(warm_ctl, 'runpodctl_runs')} runpodctl runs "
+                 f"({extra(warm_ctl, 'provider_calls')} API requests)", number(warm_ctl, "runpodctl_runs") <= 4))
+    add("apply", "warm apply: 1 SSH connection for commands",
+        lambda: (f"{extra(warm, 'ssh_logins')} logins (commands + rsync master)", number(warm, "ssh_logins") <= 2))
+    add("apply", "success-marker lag under 0.5 s",
+        lambda: (f"{extra(warm, 'marker_lag_ms')} ms", number(warm, "marker_lag_ms") < 500))
+    for name in (warm, warm_ctl):
+        add("apply", f"{name.split(': ')[1]} warm apply at least 5x faster than the original",
+            lambda n=name: (f"{1 / ratio(n):.1f}x faster", ratio(n) <= 0.2))  # type: ignore[misc]
+    inc = "push one file changed: ours"
+    add("staging", "incremental push sends < 2x changed bytes + 64 KiB",
+        lambda: (f"median {extra(inc, 'bytes_sent')} B sent for {extra(inc, 'changed_bytes')} B changed; "
+                 f"worst run at {extra(inc, 'worst_sent_over_bound')} of the bound", extra(inc, "within_bound") is True))
+    for scenario, prefix in (("staging", "push "), ("pulling", "pull ")):
+        name = next((r.name for r in rows if r.scenario == scenario and r.name.startswith(prefix)
+                     and r.name.endswith(": ours") and "changed" not in r.name), "")
+        add(scenario, f"{prefix.strip()} throughput at least 0.8x plain rsync",
+            lambda n=name: (f"{1 / ratio(n):.2f}x", 1 / ratio(n) >= 0.8))  # type: ignore[misc]
+    return out
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, object]:
+    info: dict[str, object] = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "os": platform.platform(),
+    }
+    with contextlib.suppress(OSError):
+        model = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        if model:
+            info["cpu"] = model.group(1).strip()
+    with contextlib.suppress(OSError):
+        mem = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
+        if mem:
+            info["memory_gb"] = round(int(mem.group(1)) / 2**20, 1)
+    info["load_average_1m"] = round(os.getloadavg()[0], 2)
+    for tool, argv in (("rsync", ["rsync", "--version"]), ("ssh", ["ssh", "-V"])):
+        with contextlib.suppress(OSError):
+            done = subprocess.run(argv, capture_output=True, text=True)
+            info[tool] = (done.stdout or done.stderr).splitlines()[0].strip()
+    return info
+
+
+def render(rows: list[Row], checks: list[Target], info: dict[str, object]) -> str:
+    width = max(len(row.name) for row in rows)
+    lines = [f"{'scenario':<9} {'what':<{width}} {'median':>9} {'ratio':>7}  vs baseline / extra"]
+    for row in rows:
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else ""
+        tail = f"vs {row.baseline}" if row.baseline else ""
+        if row.extra:
+            tail += ("; " if tail else "") + " ".join(f"{k}={v}" for k, v in row.extra.items() if v not in ("", None))
+        figure = f"{row.median_sec * 1000:>7.0f}ms" if row.median_sec is not None else f"{'failed':>9}"
+        lines.append(f"{row.scenario:<9} {row.name:<{width}} {figure} {ratio:>7}  {tail}")
+    if checks:
+        lines.append("")
+        lines.append("targets:")
+        for check in checks:
+            mark = {True: "met   ", False: "MISSED", None: "  -   "}[check.met]
+            lines.append(f"  [{mark}] {check.scenario:<9} {check.what}: {check.figure}")
+    lines.append("")
+    lines.append("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    return "\n".join(lines)
+
+
+def render_markdown(document: dict[str, Any]) -> str:
+    """The figures as the Markdown tables docs/performance.md holds (`--markdown FILE.json`)."""
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|")
+
+    lines = ["| scenario | what | median | ratio | vs | extra |", "|---|---|---:|---:|---|---|"]
+    for row in document["rows"]:
+        median_sec = row["median_sec"]
+        figure = f"{median_sec * 1000:.0f} ms" if median_sec is not None else "failed"
+        ratio = f"{row['ratio']:.2f}x" if row["ratio"] is not None else ""
+        extra = "; ".join(f"{k}={v}" for k, v in row["extra"].items() if k != "calls" and v not in ("", None))
+        lines.append(f"| {row['scenario']} | {cell(row['name'])} | {figure} | {ratio} | "
+                     f"{cell(row['baseline'] or '')} | {cell(extra)} |")
+    lines += ["", "| target | figure | met |", "|---|---|---|"]
+    checks = [asdict(t) for t in targets([Row(**row) for row in document["rows"]])]
+    for target in checks:
+        met = {True: "yes", False: "**no**", None: "not measured"}[target["met"]]
+        lines.append(f"| {target['scenario']}: {cell(target['what'])} | {cell(target['figure'])} | {met} |")
+    machine = document["machine"]
+    lines += ["", "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()) + "."]
+    return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []], default=[])
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)} (default: all)")
+    parser.add_argument("--repeat", type=int, default=5, help="samples per figure, after one warm-up (default 5)")
+    parser.add_argument("--small", action="store_true", help="scaled-down data and stack counts (a quick run)")
+    parser.add_argument("--keep", action="store_true", help="keep .cache/bench/<scenario> for inspection")
+    parser.add_argument("--json", action="store_true", help="print the JSON document on stdout, the table on stderr")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
+    parser.add_argument("--markdown", type=Path, metavar="JSON",
+                        help="print the figures of a results file as Markdown tables (runs nothing)")
     args = parser.parse_args()
+    if args.markdown:
+        print(render_markdown(json.loads(args.markdown.read_text())))
+        return 0
+    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}")
+    opts = Options(repeat=max(1, args.repeat), small=args.small, keep=args.keep)
     chosen = args.scenarios or list(SCENARIOS)
     rows: list[Row] = []
+    started = time.monotonic()
+    load_before = round(os.getloadavg()[0], 2)
     for name in chosen:
-        rows.extend(SCENARIOS[name](args.repeat))
+        note(f"{name} ...")
+        began = time.monotonic()
+        rows.extend(SCENARIOS[name](opts))
+        note(f"{name} done in {time.monotonic() - began:.0f}s")
     by_name = {row.name: row for row in rows}
     for row in rows:
-        if row.baseline and row.baseline in by_name:
-            row.ratio = round(row.median_sec / by_name[row.baseline].median_sec, 3)
-    width = max(len(row.name) for row in rows)
-    print(f"{'scenario':<10} {'what':<{width}} {'median':>9} {'ratio':>7}  baseline / extra")
-    for row in rows:
-        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else ""
-        tail = row.baseline or ""
-        if row.extra:
-            tail += (" " if tail else "") + " ".join(f"{k}={v}" for k, v in row.extra.items())
-        print(f"{row.scenario:<10} {row.name:<{width}} {row.median_sec * 1000:>7.0f}ms {ratio:>7}  {tail}")
-    machine = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()}
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(json.dumps({"machine": machine, "rows": [asdict(r) for r in rows]}, indent=2))
+        base = by_name.get(row.baseline or "")
+        if base is not None and row.median_sec is not None and base.median_sec:
+            row.ratio = round(row.median_sec / base.median_sec, 3)
+        if row.median_sec is not None:
+            row.median_sec = round(row.median_sec, 4)
+        row.samples = [round(s, 4) for s in row.samples]
+    checks = targets(rows)
+    info = machine()
+    info["load_average_1m"] = f"{load_before} before, {info['load_average_1m']} after"
+    table = render(rows, checks, info)
+    document = {
+        "machine": info,
+        "options": {"repeat": opts.repeat, "small": opts.small, "scenarios": chosen},
+        "total_sec": round(time.monotonic() - started, 1),
+        "rows": [asdict(r) for r in rows],
+        "targets": [asdict(c) for c in checks],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    if args.json:
+        print(table, file=sys.stderr)
+        print(json.dumps(document, indent=2))
+    else:
+        print(table)
+        print(f"\nJSON: {args.out}")
     return 0
 
 

@@ -20,7 +20,6 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
-from deepdiff import DeepDiff
 from pydantic import BaseModel, ConfigDict
 
 from reconciler.desired import DesiredPod
@@ -120,7 +119,13 @@ def _one_of(candidates: tuple[str, ...]) -> str:
 
 
 def field_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[FieldChange, ...]:
-    """deepdiff of two fact dicts -> FieldChanges, in REPLACE_FIELDS order."""
+    """deepdiff of two fact dicts -> FieldChanges, in REPLACE_FIELDS order. Equal facts (the
+    common case, once per stack in `drift`) skip deepdiff, which is also imported only here: it
+    costs more to import than the rest of a plan."""
+    if before == after:
+        return ()
+    from deepdiff import DeepDiff
+
     diff = DeepDiff(before, after, ignore_order=False, verbose_level=2).to_dict()
     changes: list[FieldChange] = []
     for bucket in ("values_changed", "type_changes"):

@@ -33,6 +33,9 @@ def observe(provider: PodProvider | None, state: StackState, *, prefix: str, clo
         for pod in provider.list_pods(name_prefix=state.pending.pod_name):
             pods.setdefault(pod.pod_id, pod)
     for pod_id in wanted:
+        listed = pods.get(pod_id)
+        if listed is not None and _fully_described(listed):
+            continue  # the listing said all a plan needs: no second round trip for it
         found = provider.get_pod(pod_id)
         if found is not None:
             pods[pod_id] = found
@@ -47,3 +50,9 @@ def observe(provider: PodProvider | None, state: StackState, *, prefix: str, clo
     return Observation(observed_at=clock.now(), pods=tuple(pods.values()), catalog=catalog,
                        network_volumes=volumes, complete=True, provider=provider.name,
                        notes=tuple(notes))
+
+
+def _fully_described(pod: ObservedPod) -> bool:
+    """Whether a listed pod carries its placement (the API's listing does; runpodctl's compact
+    one leaves datacenter, cloud type and mount path out, so its recorded pod is read in full)."""
+    return None not in (pod.datacenter_id, pod.cloud_type, pod.volume_mount_path)

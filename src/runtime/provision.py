@@ -101,6 +101,8 @@ def wait_until_published(
     started = clock.monotonic()
     delay, last_beat, restarts, last_uptime = 0.25, started, 0, None
     last_seen: ObservedPod | None = None
+    # Right after a create or resume the pod is never published yet: a poll now is a wasted call.
+    clock.sleep(0.1)
     while True:
         pod = provider.get_pod(pod_id)
         now = clock.monotonic()
