@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from reconciler.cost import estimate_cost
 from reconciler.desired import DesiredPod, desired_pod
 from reconciler.diagnostics import Diagnostic, PlanError, Severity, error, warning
-from reconciler.drift import actual_facts, desired_facts, field_changes, reason_for
 from reconciler.known_ids import known_datacenter_ids, known_gpu_ids, suggest
 from reconciler.naming import stack_pod_prefix
 from reconciler.observed import CloudType, NetworkVolume, ObservedPod, Observation, PodStatus
@@ -164,6 +163,10 @@ def _decide(desired: DesiredPod, prefix: str, state: StackState, observation: Ob
 
     def drift(pod: ObservedPod, rec: PodRecord | None) -> tuple[tuple[StepReason, ...],
                                                                 tuple[FieldChange, ...]]:
+        # Only a plan that finds a pod compares it: the drift module (and its report models)
+        # is not imported by the plan of a stack with no pod.
+        from reconciler.drift import actual_facts, desired_facts, field_changes, reason_for
+
         actual = actual_facts(pod, rec)
         changes = field_changes(actual, desired_facts(desired, actual))
         reasons = []

@@ -396,6 +396,7 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
             hostkeys_path=hostkeys_path_for(stack.state_path),
             env=env,
             secrets_to_redact=secret_values,
+            catalog=observation.catalog,
         )
         with EventLog(run_dir / "events.jsonl", now=clock.now) as events:
             return executor.apply(the_plan, state, run_dir=run_dir, events=events)

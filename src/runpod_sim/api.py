@@ -134,7 +134,9 @@ class _Handler(BaseHTTPRequestHandler):
         return bool(self.headers.get("Authorization") or self.query.get("api_key"))
 
     def _pass_faults(self, route: str, fields: tuple[str, ...] = ()) -> None:
-        """Apply armed HTTP faults to a RunPod request: delays first, then error statuses."""
+        """Log the RunPod request, then apply armed HTTP faults: delays first, then errors."""
+        self.engine.request_log.append({"route": route, "method": self.command,
+                                        "fields": list(fields)})
         with self.engine.store.lock:
             armed = self.engine.state.faults
             keys = (route, *fields)
@@ -354,6 +356,11 @@ class _Handler(BaseHTTPRequestHandler):
                                   "faults": engine.state.faults, "clock": store.clock.to_json()})
         if path == "/_sim/billing":
             raise Reply(200, store.billing_report())
+        if path == "/_sim/requests":
+            served = list(engine.request_log)
+            if method == "DELETE":
+                engine.request_log.clear()
+            raise Reply(200, {"requests": served})
         if path == "/_sim/faults":
             if method == "POST":
                 params = dict(self.body)

@@ -7,6 +7,8 @@ each interface wraps it in its own error shape.
 
 from __future__ import annotations
 
+import collections
+
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -94,6 +96,10 @@ class Engine:
         self.store = store or Store(home)
         self.hosts = Hosts(home)
         self._stopping = threading.Event()
+        self.request_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
+        """The RunPod API requests served since start (not the control plane), newest last:
+        `{"route", "method", "fields"}` (GraphQL root fields). In memory only: for tests and
+        benchmarks that count round trips; `/_sim/requests` reads and clears it."""
 
     @property
     def state(self) -> State:

@@ -86,6 +86,11 @@ class Simulator:
     def pod(self, pod_id: str) -> dict[str, Any] | None:
         return next((p for p in self.pods() if p["id"] == pod_id), None)
 
+    def requests(self, *, clear: bool = False) -> list[dict[str, Any]]:
+        """The RunPod API requests served so far (`route`, `method`, GraphQL root `fields`),
+        oldest first; `clear=True` empties the log after reading it."""
+        return list(control(self.info, "DELETE" if clear else "GET", "/_sim/requests")["requests"])
+
     def billing(self) -> dict[str, Any]:
         """`{"pods": {id: meter}, "total_usd": ..., "current_spend_per_hr": ...}`."""
         return dict(control(self.info, "GET", "/_sim/billing"))

@@ -41,8 +41,8 @@ from reconciler.planner import plan
 from reconciler.state import StackIdentity, StackState
 from reconciler.template import RenderedJob
 from runtime.clock import Clock, SystemClock
-from runtime.errors import ProviderError
-from runtime.providers.protocol import PodProvider
+from runtime.errors import ProviderAuthError, ProviderError
+from runtime.providers.protocol import PodProvider, SnapshotReader
 from runtime.statestore import read_state
 
 __all__ = [
@@ -164,18 +164,37 @@ class AccountListing:
                            complete=True, provider=self.provider, notes=tuple(self.notes))
 
 
-def list_account(provider: PodProvider, *, clock: Clock) -> AccountListing:
-    """One `list_pods()` and one `catalog()`; a catalog failure is a note, not an error (the
-    plans then check ids against the static table only)."""
-    pods = {p.pod_id: p for p in provider.list_pods()}
+def list_account(provider: PodProvider, *, clock: Clock,
+                 with_network_volumes: bool = False) -> AccountListing:
+    """Every pod, the catalog and (on request) the network volumes: one request when the
+    provider can (`SnapshotReader`), else one call each. A catalog or volume listing that
+    fails is a note, not an error (plans then check ids against the static table only, and
+    say a volume was not checked)."""
     notes: list[str] = []
+    if isinstance(provider, SnapshotReader):
+        try:
+            snap = provider.snapshot(with_catalog=True, with_network_volumes=with_network_volumes)
+            return AccountListing(pods={p.pod_id: p for p in snap.pods}, catalog=snap.catalog,
+                                  observed_at=clock.now(), provider=provider.name, notes=notes,
+                                  network_volumes=snap.network_volumes)
+        except ProviderAuthError:
+            raise
+        except ProviderError:
+            pass  # read part by part below, so that one unreadable part is only a note
+    pods = {p.pod_id: p for p in provider.list_pods()}
     catalog = None
     try:
         catalog = provider.catalog()
     except ProviderError as exc:
         notes.append(f"catalog unavailable: {exc}")
+    volumes = None
+    if with_network_volumes:
+        try:
+            volumes = provider.list_network_volumes()
+        except ProviderError as exc:
+            notes.append(f"network volumes unavailable: {exc}")
     return AccountListing(pods=pods, catalog=catalog, observed_at=clock.now(),
-                          provider=provider.name, notes=notes)
+                          provider=provider.name, notes=notes, network_volumes=volumes)
 
 
 def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
@@ -188,7 +207,6 @@ def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
                             "(with RUNPOD_API_KEY) or --local", provider="runpodctl",
                             operation="list_pods")
     files = find_stack_files(paths)
-    account = list_account(provider, clock=clock or SystemClock())
 
     loaded: list[tuple[DriftTarget, StackState]] = []
     entries: dict[str, StackDrift] = {}
@@ -209,13 +227,11 @@ def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
             continue
         loaded.append((stack, state))
 
-    # Volumes are listed once, and only when a stack mounts one; without them such a stack's
-    # plan says its volume was not checked, which is no reason to give up on the others.
-    if any(stack.job.spec.uses_network_volume for stack, _ in loaded):
-        try:
-            account.network_volumes = provider.list_network_volumes()
-        except ProviderError as exc:
-            account.notes.append(f"network volumes unavailable: {exc}")
+    # One listing for every stack; volumes only when a stack mounts one. Without them such a
+    # stack's plan says its volume was not checked, which is no reason to give up on the others.
+    account = list_account(provider, clock=clock or SystemClock(),
+                           with_network_volumes=any(stack.job.spec.uses_network_volume
+                                                    for stack, _ in loaded))
 
     # A recorded pod the listing lacks is looked up by id: gone, or hidden by list lag?
     for _, state in loaded:

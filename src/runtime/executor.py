@@ -14,6 +14,7 @@ manifest; a Ctrl-C or SIGTERM is a failure like any other, so no pod is left unr
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import posixpath
 import signal
@@ -22,11 +23,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from reconciler.desired import PodRequest
 from reconciler.diagnostics import RunpodDeployError
-from reconciler.observed import CloudType, ObservedPod, PodStatus
+from reconciler.observed import Catalog, CloudType, ObservedPod, PodStatus
 from reconciler.plan import NetworkVolumeMount, Plan, StepKind
 from reconciler.spec import JobSpec, StorageMode
 from reconciler.state import LastRun, PendingKind, PendingOperation, PodRecord, StackState
@@ -269,7 +270,12 @@ class Executor:
         hostkeys_path: Path,
         env: Mapping[str, str],
         secrets_to_redact: Sequence[str] = (),
+        catalog: Catalog | None = None,
     ) -> None:
+        """`catalog`: the one the plan was made with, read a moment ago under the same lock;
+        failover starts from it instead of asking again (a stale entry only costs a refused
+        create, which fails over like any stock-out)."""
+        self.catalog = catalog
         self.spec = spec
         self.project_root = project_root
         self.config_path = config_path
@@ -292,6 +298,8 @@ class Executor:
                 f"the plan was made against state serial {plan.state_serial}, the state is now at "
                 f"{state.serial}: make a new plan"
             )
+        # paramiko takes ~0.15 s to import: do it while the provider calls run.
+        _Background(lambda: importlib.import_module("runtime.ssh"))
         journal = StateJournal(self.store, state, self.clock, self.spec)
         run = _Run(network_volume=plan.network_volume)
         started = self.clock.monotonic()
@@ -491,9 +499,10 @@ class Executor:
                     f"'{volume.name}', which is in {volume.datacenter_id}"
                 )
             return [Candidate(options.gpu_id, options.datacenter_id, self._planned_price(options.gpu_id))]
-        catalog = None
-        with contextlib.suppress(ProviderError):
-            catalog = self.provider.catalog(cloud_type=CloudType(spec.pod.cloud_type.value))
+        catalog = self.catalog
+        if catalog is None:
+            with contextlib.suppress(ProviderError):
+                catalog = self.provider.catalog(cloud_type=CloudType(spec.pod.cloud_type.value))
         chosen: list[Candidate] = []
         for datacenter in datacenters:
             for gpu in spec.pod.gpu_order:
@@ -658,8 +667,7 @@ class Executor:
             result = phases.monitor(ctx, job_status_every_sec=self.options.job_status_every_sec)
         finally:
             if sampler is not None:
-                sampler.stop()
-                run.telemetry_files.append("metrics.jsonl")
+                sampler.request_stop()  # a sample in flight ends while the pulls run
             if result is None or result.outcome is not phases.JobOutcome.SUCCEEDED:
                 if run.run_started:
                     with contextlib.suppress(RunpodDeployError):
@@ -667,18 +675,22 @@ class Executor:
             if run.run_started:
                 ok = result is not None and result.outcome is phases.JobOutcome.SUCCEEDED
                 with contextlib.suppress(RunpodDeployError, OSError):
+                    # The end snapshot (pip freeze is most of it) runs over the command
+                    # connection while rsync pulls over its own: neither waits for the other.
+                    end_snapshot = _Background(lambda: telemetry.capture_snapshots(
+                        ctx.shell, run_dir, phase="end", telemetry_spec=tel, pod=run.pod,
+                        secrets_to_redact=self.secrets_to_redact, warn=warn,
+                    ))
                     run.artifacts = phases.pull_artifacts(ctx, best_effort=True)
-                    run.telemetry_files.extend(
-                        telemetry.capture_snapshots(
-                            ctx.shell, run_dir, phase="end", telemetry_spec=tel, pod=run.pod,
-                            secrets_to_redact=self.secrets_to_redact, warn=warn,
-                        )
-                    )
+                    run.telemetry_files.extend(end_snapshot.result())
                 missing = [a.label for a in run.artifacts if a.required and a.status is ArtifactStatus.FAILED]
                 if ok and missing:
                     raise _ArtifactsMissing(f"required artifacts could not be pulled: {missing}")
             elif result is None:
                 self.reporter.warning("skipping artifact pulls: the run script never started")
+            if sampler is not None:
+                sampler.stop()
+                run.telemetry_files.append("metrics.jsonl")
         assert result is not None
         phases.raise_for(result)
 
@@ -805,6 +817,34 @@ class Executor:
 
 class _ArtifactsMissing(JobError):
     pass
+
+
+T = TypeVar("T")
+
+
+class _Background(Generic[T]):
+    """Run `work` on a daemon thread; `result()` waits for it and re-raises what it raised.
+    A daemon, so that an interrupt while the caller does something else is never held up by
+    it: the caller that leaves early simply does not ask for the result."""
+
+    def __init__(self, work: Callable[[], T]) -> None:
+        self._work = work
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="runpod-deploy-background", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._work()
+        except BaseException as error:  # handed to the caller in result()
+            self._error = error
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]  # set when no error was raised
 
 
 def _preflight(spec: JobSpec) -> tuple[Any, ...]:

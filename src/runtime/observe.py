@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from reconciler.observed import CloudType, Observation, ObservedPod
+from reconciler.observed import Catalog, CloudType, NetworkVolume, Observation, ObservedPod
 from reconciler.state import StackState
 from runtime.clock import Clock
-from runtime.errors import ProviderError
-from runtime.providers.protocol import PodProvider
+from runtime.errors import ProviderAuthError, ProviderError
+from runtime.providers.protocol import PodProvider, SnapshotReader
 
 __all__ = ["observe"]
 
@@ -25,21 +25,47 @@ def observe(provider: PodProvider | None, state: StackState, *, prefix: str, clo
     if provider is None:
         return Observation(observed_at=clock.now(), complete=False, provider="none",
                            notes=(missing_note,))
-    pods: dict[str, ObservedPod] = {p.pod_id: p for p in provider.list_pods(name_prefix=prefix)}
+    notes: list[str] = []
+    listed, catalog, volumes = _read_account(provider, prefix=prefix, cloud_type=cloud_type,
+                                             with_catalog=with_catalog,
+                                             with_network_volumes=with_network_volumes,
+                                             notes=notes)
+    pods: dict[str, ObservedPod] = {p.pod_id: p for p in listed}
     wanted = [state.pod.pod_id] if state.pod else []
     if state.pending and state.pending.pod_id:
         wanted.append(state.pending.pod_id)
-    if state.pending:
+    if state.pending and not state.pending.pod_name.startswith(prefix):
+        # A pending create under a name outside the prefix (an older naming): list it too.
         for pod in provider.list_pods(name_prefix=state.pending.pod_name):
             pods.setdefault(pod.pod_id, pod)
     for pod_id in wanted:
-        listed = pods.get(pod_id)
-        if listed is not None and _fully_described(listed):
+        known = pods.get(pod_id)
+        if known is not None and _fully_described(known):
             continue  # the listing said all a plan needs: no second round trip for it
         found = provider.get_pod(pod_id)
         if found is not None:
             pods[pod_id] = found
-    notes: list[str] = []
+    return Observation(observed_at=clock.now(), pods=tuple(pods.values()), catalog=catalog,
+                       network_volumes=volumes, complete=True, provider=provider.name,
+                       notes=tuple(notes))
+
+
+def _read_account(provider: PodProvider, *, prefix: str, cloud_type: CloudType | None,
+                  with_catalog: bool, with_network_volumes: bool, notes: list[str],
+                  ) -> tuple[tuple[ObservedPod, ...], Catalog | None, tuple[NetworkVolume, ...] | None]:
+    """The stack's pods, the catalog and the volumes: in one request when the provider can
+    (`SnapshotReader`), else call by call. When the one request fails for another reason than
+    the key, the calls are made one by one, so that an unreadable catalog stays a note."""
+    if isinstance(provider, SnapshotReader):
+        try:
+            snap = provider.snapshot(name_prefix=prefix, with_catalog=with_catalog,
+                                     with_network_volumes=with_network_volumes)
+            return snap.pods, snap.catalog, snap.network_volumes
+        except ProviderAuthError:
+            raise
+        except ProviderError:
+            pass
+    pods = provider.list_pods(name_prefix=prefix)
     catalog = None
     if with_catalog:
         try:
@@ -47,9 +73,7 @@ def observe(provider: PodProvider | None, state: StackState, *, prefix: str, clo
         except ProviderError as exc:
             notes.append(f"catalog unavailable: {exc}")
     volumes = provider.list_network_volumes() if with_network_volumes else None
-    return Observation(observed_at=clock.now(), pods=tuple(pods.values()), catalog=catalog,
-                       network_volumes=volumes, complete=True, provider=provider.name,
-                       notes=tuple(notes))
+    return pods, catalog, volumes
 
 
 def _fully_described(pod: ObservedPod) -> bool:

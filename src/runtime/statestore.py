@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import filelock
-
 from reconciler.state import StackIdentity, StackState, StateDecodeError
 from runtime.errors import LockHolder, StateCorruptError, StateLockedError, StateMismatchError
 from runtime.failpoints import crash_point
@@ -157,6 +155,8 @@ class StateStore:
     @contextlib.contextmanager
     def lock(self, *, timeout: float = 0, command: str = "") -> Iterator[LockHolder]:
         """Hold the stack's lock; raises StateLockedError (with the holder) after `timeout` s."""
+        import filelock  # only a writer locks: `plan` and `drift` read without it
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(str(lock_path(self.path)))
         try:

@@ -220,6 +220,11 @@ class MetricsSampler:
         self._thread = threading.Thread(target=self._loop, name="telemetry-metrics", daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Stop sampling without waiting: no row is written from now on, and a sample in
+        flight ends on its own while the caller goes on (pulling, say). `stop()` then joins."""
+        self._stopping.set()
+
     def stop(self, timeout: float = _STOP_TIMEOUT_SEC) -> bool:
         """Stop sampling; True if the thread ended within `timeout`, else it is abandoned.
 

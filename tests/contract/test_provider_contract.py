@@ -21,6 +21,7 @@ from reconciler.observed import NetworkVolume, ObservedPod, PodStatus, StockStat
 from runpod_sim import catalog as sim_catalog
 from runpod_sim.testing import Simulator
 from runtime.providers.api import ApiProvider, ApiSettings
+from runtime.providers.protocol import SnapshotReader
 from runtime.providers.runpodctl import RunpodctlProvider
 from runtime.errors import (
     CapacityError,
@@ -323,3 +324,27 @@ def test_create_answering_5xx_leaves_one_pod_findable_by_name(
     found = wait_until(lambda: provider.list_pods(name_prefix=request.name))
     assert [pod.name for pod in found] == [request.name], "exactly one: a create is not retried"
     assert found[0].status is PodStatus.RUNNING
+
+
+# -- the one-request read (SnapshotReader, the API provider's) ------------------------------------
+
+def test_a_snapshot_reads_what_the_separate_calls_read_in_one_request(
+        runpod_sim: Simulator) -> None:
+    provider = build("api", runpod_sim)
+    assert isinstance(provider, SnapshotReader)
+    provider.create_pod(pod_request("ctr-stack--snap-1"))
+    provider.create_pod(pod_request("other--snap-2"))
+    runpod_sim.create_network_volume("ctr-snap", DATACENTER)
+    before = provider.calls
+    snap = provider.snapshot(name_prefix="ctr-stack--", with_catalog=True,
+                             with_network_volumes=True)
+    assert provider.calls == before + 1
+    # the pods boot meanwhile (uptime, ports): compare what a plan keys on
+    assert [seen(p) for p in snap.pods] == [seen(p) for p in provider.list_pods(name_prefix="ctr-stack--")]
+    assert snap.catalog == provider.catalog()
+    assert snap.network_volumes == provider.list_network_volumes()
+    bare = provider.snapshot()
+    assert (bare.catalog, bare.network_volumes) == (None, None)
+    assert {p.name for p in bare.pods} == {"ctr-stack--snap-1", "other--snap-2"}
+    assert not isinstance(build("runpodctl", runpod_sim), SnapshotReader), \
+        "runpodctl lists with one command each: it is read call by call"

@@ -130,7 +130,7 @@ def test_one_listing_serves_any_number_of_stacks(world: World, count: int) -> No
     before = world.provider.calls
     report = check_drift([world.root / "stacks"], load=partial(load_stack, env=world.env),
                          provider=world.provider)
-    assert world.provider.calls - before == 2  # list_pods + catalog
+    assert world.provider.calls - before == 1  # pods and catalog in one GraphQL request
     assert report.count(report.stacks[0].verdict) == count and not report.has_drift
 
 
@@ -141,7 +141,7 @@ def test_a_recorded_pod_hidden_by_list_lag_is_looked_up_not_called_missing(world
     before = world.provider.calls
     report = check_drift([world.root / "stacks"], load=partial(load_stack, env=world.env),
                          provider=world.provider)
-    assert world.provider.calls - before == 3  # list_pods + catalog + one get_pod
+    assert world.provider.calls - before == 2  # the account in one request + one get_pod
     assert [s.verdict.value for s in report.stacks] == ["in_sync"]
 
 

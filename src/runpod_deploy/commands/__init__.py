@@ -2,6 +2,10 @@
 
 Ownership is by module so that the groups grow independently; the order here is the order of
 `runpod-deploy --help`.
+
+The command modules do not use `from __future__ import annotations`: typer reads every command's
+signature on each run (`--help` included), and with string annotations it `eval`s each of them
+four times (about 35 ms for all the commands); evaluated once at import, they cost ~nothing.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """`apply` (and `run`, the original's name for it): plan, confirm, provision, run, pull, lifecycle."""
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path
@@ -111,9 +110,9 @@ def _apply_command(
         if quiet or as_json:
             reporter = QuietReporter()
         elif not plain and _live_view_wanted():
-            from runpod_deploy.live import RichReporter
+            import runpod_deploy.live as live_view
 
-            reporter = live = RichReporter()
+            reporter = live = live_view.RichReporter()
         else:
             reporter = PlainReporter()
 

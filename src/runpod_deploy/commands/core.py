@@ -4,7 +4,6 @@ Only typer and the standard library at import time: pydantic, yaml and the core 
 inside the commands, so `runpod-deploy --help` stays near the cost of a bare typer program.
 """
 
-from __future__ import annotations
 
 import sys
 from pathlib import Path

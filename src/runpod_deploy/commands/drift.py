@@ -6,7 +6,6 @@ verdict into the exit code (0 in sync, 2 drift, 1 error). The work is in
 `reconciler.drift`; this module parses, prints and picks the exit code.
 """
 
-from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path

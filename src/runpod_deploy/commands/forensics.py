@@ -7,16 +7,17 @@ this module only parses arguments, prints and picks the exit code. Notes for a h
 found) go to stderr so that stdout holds only data.
 """
 
-from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    import logging
 
 _JSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -24,11 +25,16 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-class _StderrWarnings(logging.Handler):
-    """Shows the readers' warnings (a skipped run, a torn line) as `warning: ...` on stderr."""
+def _stderr_warnings() -> "logging.Handler":
+    """A handler that shows the readers' warnings (a skipped run, a torn line) as
+    `warning: ...` on stderr. Built on first use: logging is imported only by these commands."""
+    import logging
 
-    def emit(self, record: logging.LogRecord) -> None:
-        typer.echo(f"warning: {record.getMessage()}", err=True)
+    class _StderrWarnings(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            typer.echo(f"warning: {record.getMessage()}", err=True)
+
+    return _StderrWarnings(logging.WARNING)
 
 
 def _warnings_to_stderr(command: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -36,8 +42,10 @@ def _warnings_to_stderr(command: Callable[_P, _R]) -> Callable[_P, _R]:
 
     @wraps(command)
     def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        import logging
+
         runtime_logger = logging.getLogger("runtime")
-        handler = _StderrWarnings(logging.WARNING)
+        handler = _stderr_warnings()
         runtime_logger.addHandler(handler)
         try:
             return command(*args, **kwargs)

@@ -7,7 +7,6 @@ exits 2 when a delete failed, `gpu-inventory` exits 3 on a stock-out); every lis
 Notes for a human go to stderr so that stdout holds only data.
 """
 
-from __future__ import annotations
 
 import json
 import sys
@@ -48,7 +47,7 @@ _CLOUD = Annotated[CloudChoice, typer.Option("--cloud-type", help="Whose prices 
 _SPOT = Annotated[bool, typer.Option("--spot", help="Spot (interruptible) prices.")]
 
 
-def _provider(kind: str, env: dict[str, str]) -> PodProvider:
+def _provider(kind: str, env: dict[str, str]) -> "PodProvider":
     from runtime.errors import ProviderError
     from runtime.providers import make_provider
 

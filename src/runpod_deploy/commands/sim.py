@@ -3,7 +3,6 @@
 Only typer and the stdlib are imported here; the simulator loads inside each command.
 """
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated

@@ -17,12 +17,12 @@ def make_provider(kind: str, env: Mapping[str, str]) -> PodProvider | None:
     the caller then plans with an incomplete observation. The API provider needs
     RUNPOD_API_KEY and raises ProviderAuthError without it."""
     if kind == "runpodctl":
-        from runtime.providers.runpodctl import RunpodctlProvider
-
         executable = env.get("RUNPOD_DEPLOY_RUNPODCTL", "runpodctl")
         found = shutil.which(executable, path=env.get("PATH"))
         if found is None:
-            return None
+            return None  # a plan with no provider: no need to import it (tenacity, subprocess)
+        from runtime.providers.runpodctl import RunpodctlProvider
+
         return RunpodctlProvider(found, env=dict(env))
     if kind == "api":
         from runtime.providers.api import ApiProvider, ApiSettings

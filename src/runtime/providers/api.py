@@ -38,6 +38,7 @@ from runtime.errors import (
     ProviderUnavailableError,
 )
 from runtime.providers import graphql as gql
+from runtime.providers.protocol import AccountSnapshot
 
 DEFAULT_GRAPHQL_URL = "https://api.runpod.io/graphql"
 _CAPACITY = re.compile(
@@ -113,13 +114,30 @@ class ApiProvider:
 
     def list_pods(self, *, name_prefix: str | None = None) -> tuple[ObservedPod, ...]:
         data = self._query("list_pods", gql.LIST_PODS, {}, retry_transient=True)
+        return self._pods(data, name_prefix, operation="list_pods")
+
+    def snapshot(self, *, name_prefix: str | None = None, with_catalog: bool = False,
+                 with_network_volumes: bool = False) -> AccountSnapshot:
+        """Pods, catalog and volumes in one request (`SnapshotReader`)."""
+        document = gql.snapshot_document(with_catalog=with_catalog,
+                                         with_network_volumes=with_network_volumes)
+        data = self._query("snapshot", document, {}, retry_transient=True)
+        pods = self._pods(data, name_prefix, operation="snapshot")
+        return AccountSnapshot(
+            pods=pods,
+            catalog=gql.parse_catalog(data) if with_catalog else None,
+            network_volumes=gql.parse_network_volumes(data) if with_network_volumes else None,
+        )
+
+    def _pods(self, data: Mapping[str, Any], name_prefix: str | None, *,
+              operation: str) -> tuple[ObservedPod, ...]:
         myself = data.get("myself")
         if not isinstance(myself, Mapping):
             raise ProviderProtocolError(
                 "answer has no 'myself' (is the key valid?)",
                 excerpt=json.dumps(data)[:300],
                 provider=self.name,
-                operation="list_pods",
+                operation=operation,
             )
         pods = tuple(
             gql.parse_pod(raw)

@@ -50,6 +50,22 @@ SPOT_PRICE = (
     "{ gpuTypes(input: $input) { id secureSpotPrice communitySpotPrice } }"
 )
 NETWORK_VOLUMES = "query networkVolumes { myself { networkVolumes { id name size dataCenterId } } }"
+
+
+def snapshot_document(*, with_catalog: bool, with_network_volumes: bool) -> str:
+    """Pods, and on request the catalog and the network volumes, as one document: GraphQL
+    answers several root fields in one round trip."""
+    volumes = " networkVolumes { id name size dataCenterId }" if with_network_volumes else ""
+    catalog = ""
+    if with_catalog:
+        catalog = (
+            " gpuTypes { id displayName memoryInGb securePrice communityPrice secureSpotPrice"
+            " communitySpotPrice }"
+            " dataCenters { id name location gpuAvailability { gpuTypeId stockStatus } }"
+        )
+    return "query snapshot { myself { pods { %s }%s }%s }" % (POD_FIELDS, volumes, catalog)
+
+
 CATALOG = """
 query catalog {
   gpuTypes { id displayName memoryInGb securePrice communityPrice secureSpotPrice communitySpotPrice }

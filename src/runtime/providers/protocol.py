@@ -19,7 +19,8 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from reconciler.desired import PodRequest
 from reconciler.observed import Catalog, CloudType, NetworkVolume, ObservedPod
@@ -64,4 +65,27 @@ class PodProvider(Protocol):
     def list_network_volumes(self) -> tuple[NetworkVolume, ...]:
         """Every network volume of the account (id, name, datacenter, size). One call; asked
         only for a stack that mounts one, to resolve its name to the id a create needs."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    """What one round trip told about the account: its pods, and on request the catalog and
+    the network volumes (None when not asked for)."""
+
+    pods: tuple[ObservedPod, ...]
+    catalog: Catalog | None = None
+    network_volumes: tuple[NetworkVolume, ...] | None = None
+
+
+@runtime_checkable
+class SnapshotReader(Protocol):
+    """An optional capability: a provider that can read pods, catalog and volumes in one
+    request (GraphQL takes several root fields in one document) offers it, and the read side
+    of a plan then costs one round trip instead of two or three. Providers without it (the
+    runpodctl one: each listing is its own command) are read call by call."""
+
+    def snapshot(self, *, name_prefix: str | None = None, with_catalog: bool = False,
+                 with_network_volumes: bool = False) -> AccountSnapshot:
+        """One request for all of it; raises like `list_pods` when any part fails."""
         ...
