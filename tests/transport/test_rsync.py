@@ -11,7 +11,7 @@ import pytest
 from transport_sshd import SshServer
 
 from runtime.errors import RsyncError
-from runtime.rsync import DEFAULT_STAGING_EXCLUDES, Rsync
+from runtime.rsync import DEFAULT_STAGING_EXCLUDES, Rsync, worth_compressing
 from runtime.ssh import SshSession
 
 OpenSession = Callable[..., SshSession]
@@ -136,15 +136,35 @@ def test_missing_source_and_remote_errors_are_typed(rsync: Rsync, tmp_path: Path
         rsync.pull(str(tmp_path / "no-such-remote-dir") + "/", tmp_path / "local", delete=False)
 
 
-def test_compression_is_on_by_default_and_can_be_turned_off(
+def test_a_push_compresses_what_compresses_and_sends_the_rest_as_is(
     open_session: OpenSession, tmp_path: Path
 ) -> None:
     session = open_session()
     session.connect()
     target = session.system_ssh_target()
-    text = _tree(tmp_path / "src", {"log.csv": b"step,loss\n" + b"100,0.25\n" * 20_000})
-    with Rsync(target) as default, Rsync(target, compress=False) as plain:
-        compressed = default.push(text, str(tmp_path / "pod-z"), delete=True)
-        uncompressed = plain.push(text, str(tmp_path / "pod"), delete=True)
-    assert uncompressed.bytes_sent > 180_000
+    text = _tree(tmp_path / "text", {"log.csv": b"step,loss\n" + b"100,0.25\n" * 20_000})
+    noise = _tree(tmp_path / "noise", {"weights.bin": os.urandom(200_000)})
+    with Rsync(target) as auto, Rsync(target, compress=False) as plain, \
+            Rsync(target, compress=True) as forced:
+        compressed = auto.push(text, str(tmp_path / "pod-text"), delete=True)
+        uncompressed = plain.push(text, str(tmp_path / "pod-text-plain"), delete=True)
+        as_is = auto.push(noise, str(tmp_path / "pod-noise"), delete=True)
+        forced_noise = forced.push(noise, str(tmp_path / "pod-noise-z"), delete=True)
+        pulled = auto.pull(str(tmp_path / "pod-text") + "/", tmp_path / "back", delete=False)
+    assert compressed.compressed and uncompressed.bytes_sent > 180_000
     assert compressed.bytes_sent < uncompressed.bytes_sent / 10
+    assert not as_is.compressed and as_is.bytes_sent > 200_000
+    assert forced_noise.compressed, "compress=True forces -z"
+    assert pulled.compressed, "a pull cannot sample the pod's bytes: it compresses"
+
+
+def test_the_compression_sample_skips_what_the_push_excludes(tmp_path: Path) -> None:
+    """A project's `.git/` objects are zlib streams already: sampling them would turn
+    compression off for the source code the push actually sends."""
+    project = _tree(tmp_path / "project", {
+        ".git/objects/aa/" + f"{i:038d}": os.urandom(20_000) for i in range(80)
+    } | {"train.py": b"import torch\n" * 4_000, "cache.pyc": os.urandom(9_000)})
+    assert worth_compressing(project, DEFAULT_STAGING_EXCLUDES)
+    assert not worth_compressing(project / ".git")
+    assert worth_compressing(tmp_path / "empty-or-missing")
+    assert not worth_compressing(_tree(tmp_path / "one", {"x.bin": os.urandom(5_000)}) / "x.bin")
