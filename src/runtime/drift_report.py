@@ -41,8 +41,9 @@ from reconciler.planner import plan
 from reconciler.state import StackIdentity, StackState
 from reconciler.template import RenderedJob
 from runtime.clock import Clock, SystemClock
-from runtime.errors import ProviderAuthError, ProviderError
-from runtime.providers.protocol import PodProvider, SnapshotReader
+from runtime.errors import ProviderError
+from runtime.observe import read_account
+from runtime.providers.protocol import PodProvider
 from runtime.statestore import read_state
 
 __all__ = [
@@ -166,35 +167,16 @@ class AccountListing:
 
 def list_account(provider: PodProvider, *, clock: Clock,
                  with_network_volumes: bool = False) -> AccountListing:
-    """Every pod, the catalog and (on request) the network volumes: one request when the
-    provider can (`SnapshotReader`), else one call each. A catalog or volume listing that
-    fails is a note, not an error (plans then check ids against the static table only, and
-    say a volume was not checked)."""
+    """Every pod, the catalog and (on request) the network volumes, in one request where the
+    provider can. A catalog or volume listing that fails is a note, not an error (plans then
+    check ids against the static table only, and say a volume was not checked)."""
     notes: list[str] = []
-    if isinstance(provider, SnapshotReader):
-        try:
-            snap = provider.snapshot(with_catalog=True, with_network_volumes=with_network_volumes)
-            return AccountListing(pods={p.pod_id: p for p in snap.pods}, catalog=snap.catalog,
-                                  observed_at=clock.now(), provider=provider.name, notes=notes,
-                                  network_volumes=snap.network_volumes)
-        except ProviderAuthError:
-            raise
-        except ProviderError:
-            pass  # read part by part below, so that one unreadable part is only a note
-    pods = {p.pod_id: p for p in provider.list_pods()}
-    catalog = None
-    try:
-        catalog = provider.catalog()
-    except ProviderError as exc:
-        notes.append(f"catalog unavailable: {exc}")
-    volumes = None
-    if with_network_volumes:
-        try:
-            volumes = provider.list_network_volumes()
-        except ProviderError as exc:
-            notes.append(f"network volumes unavailable: {exc}")
-    return AccountListing(pods=pods, catalog=catalog, observed_at=clock.now(),
-                          provider=provider.name, notes=notes, network_volumes=volumes)
+    account = read_account(provider, prefix=None, cloud_type=None, with_catalog=True,
+                           with_network_volumes=with_network_volumes, notes=notes,
+                           volumes_required=False)
+    return AccountListing(pods={p.pod_id: p for p in account.pods}, catalog=account.catalog,
+                          observed_at=clock.now(), provider=provider.name, notes=notes,
+                          network_volumes=account.network_volumes)
 
 
 def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from reconciler.observed import Catalog, CloudType, NetworkVolume, Observation, ObservedPod
+from reconciler.observed import CloudType, Observation, ObservedPod
 from reconciler.state import StackState
 from runtime.clock import Clock
 from runtime.errors import ProviderAuthError, ProviderError
-from runtime.providers.protocol import PodProvider, SnapshotReader
+from runtime.providers.protocol import AccountSnapshot, PodProvider, SnapshotReader
 
-__all__ = ["observe"]
+__all__ = ["observe", "read_account"]
 
 
 def observe(provider: PodProvider | None, state: StackState, *, prefix: str, clock: Clock,
@@ -26,11 +26,10 @@ def observe(provider: PodProvider | None, state: StackState, *, prefix: str, clo
         return Observation(observed_at=clock.now(), complete=False, provider="none",
                            notes=(missing_note,))
     notes: list[str] = []
-    listed, catalog, volumes = _read_account(provider, prefix=prefix, cloud_type=cloud_type,
-                                             with_catalog=with_catalog,
-                                             with_network_volumes=with_network_volumes,
-                                             notes=notes)
-    pods: dict[str, ObservedPod] = {p.pod_id: p for p in listed}
+    account = read_account(provider, prefix=prefix, cloud_type=cloud_type,
+                           with_catalog=with_catalog, with_network_volumes=with_network_volumes,
+                           notes=notes)
+    pods: dict[str, ObservedPod] = {p.pod_id: p for p in account.pods}
     wanted = [state.pod.pod_id] if state.pod else []
     if state.pending and state.pending.pod_id:
         wanted.append(state.pending.pod_id)
@@ -45,22 +44,23 @@ def observe(provider: PodProvider | None, state: StackState, *, prefix: str, clo
         found = provider.get_pod(pod_id)
         if found is not None:
             pods[pod_id] = found
-    return Observation(observed_at=clock.now(), pods=tuple(pods.values()), catalog=catalog,
-                       network_volumes=volumes, complete=True, provider=provider.name,
+    return Observation(observed_at=clock.now(), pods=tuple(pods.values()),
+                       catalog=account.catalog, network_volumes=account.network_volumes,
+                       complete=True, provider=provider.name,
                        notes=tuple(notes))
 
 
-def _read_account(provider: PodProvider, *, prefix: str, cloud_type: CloudType | None,
-                  with_catalog: bool, with_network_volumes: bool, notes: list[str],
-                  ) -> tuple[tuple[ObservedPod, ...], Catalog | None, tuple[NetworkVolume, ...] | None]:
-    """The stack's pods, the catalog and the volumes: in one request when the provider can
-    (`SnapshotReader`), else call by call. When the one request fails for another reason than
-    the key, the calls are made one by one, so that an unreadable catalog stays a note."""
+def read_account(provider: PodProvider, *, prefix: str | None, cloud_type: CloudType | None,
+                 with_catalog: bool, with_network_volumes: bool, notes: list[str],
+                 volumes_required: bool = True) -> AccountSnapshot:
+    """Pods (those carrying `prefix`, or all), the catalog and the network volumes: in one
+    request when the provider can (`SnapshotReader`), else call by call. When the one request
+    fails for another reason than the key, the calls are made one by one, so that an unreadable
+    catalog (and, unless `volumes_required`, volume listing) is a note in `notes`, not an error."""
     if isinstance(provider, SnapshotReader):
         try:
-            snap = provider.snapshot(name_prefix=prefix, with_catalog=with_catalog,
+            return provider.snapshot(name_prefix=prefix, with_catalog=with_catalog,
                                      with_network_volumes=with_network_volumes)
-            return snap.pods, snap.catalog, snap.network_volumes
         except ProviderAuthError:
             raise
         except ProviderError:
@@ -72,8 +72,15 @@ def _read_account(provider: PodProvider, *, prefix: str, cloud_type: CloudType |
             catalog = provider.catalog(cloud_type=cloud_type)
         except ProviderError as exc:
             notes.append(f"catalog unavailable: {exc}")
-    volumes = provider.list_network_volumes() if with_network_volumes else None
-    return pods, catalog, volumes
+    volumes = None
+    if with_network_volumes:
+        try:
+            volumes = provider.list_network_volumes()
+        except ProviderError as exc:
+            if volumes_required:
+                raise
+            notes.append(f"network volumes unavailable: {exc}")
+    return AccountSnapshot(pods=pods, catalog=catalog, network_volumes=volumes)
 
 
 def _fully_described(pod: ObservedPod) -> bool:
