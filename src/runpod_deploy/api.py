@@ -313,6 +313,45 @@ class ApplyRequest:
     """A private key to use instead of the stack's `ssh.key_path`."""
 
 
+def _check_private_key(stack: Stack, override: str | None) -> None:
+    """Every run logs in with the private key, and OpenSSH (under rsync) ignores one that
+    others can read: find out now, before a pod bills, not when the pulls fail after the job."""
+    import stat
+
+    field = "--ssh-key" if override else "ssh.key_path"
+    path = Path(os.path.expanduser(override or stack.job.spec.ssh.key_path))
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        problem, detail = (f"private key {path} cannot be read: {exc.strerror}",
+                           "expected the private key whose public half RunPod puts on your pods")
+    else:
+        if not stat.S_ISREG(mode):
+            problem, detail = f"private key {path} is not a file", "expected a private key file"
+        elif mode & 0o077:
+            problem = f"private key {path} is readable by others (mode {oct(mode & 0o777)})"
+            detail = ("OpenSSH ignores such a key, so staging and pulls would fail after the pod "
+                      f"is billed; run: chmod 600 {path}")
+        else:
+            return
+    failure = SpecError([error(problem, detail=detail, field_path=field)])
+    raise _locate(failure, stack.source_map) if not override else failure
+
+
+def _check_pin_against_volume(request: ApplyRequest, the_plan: Plan) -> None:
+    """A pinned datacenter other than the network volume's could never mount it: refuse
+    before a run dir or a pod exists."""
+    volume = the_plan.network_volume
+    if request.datacenter_id is None or volume is None or volume.datacenter_id in (
+            None, request.datacenter_id):
+        return
+    raise SpecError([error(
+        f"--datacenter-id {request.datacenter_id} cannot mount network volume '{volume.name}', "
+        f"which is in {volume.datacenter_id}",
+        detail=f"expected --datacenter-id {volume.datacenter_id} (or no pin)",
+        field_path="--datacenter-id")])
+
+
 def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyRequest(), *,
                 env: Mapping[str, str] | None = None, clock: Clock | None = None,
                 reporter: Reporter | None = None,
@@ -359,6 +398,8 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
         observation = observe_stack(stack, state, provider=request.provider, env=env, clock=clock)
         the_plan = make_plan(stack, options=request.plan_options, provider=request.provider, env=env,
                              clock=clock, state=state, observation=observation)
+        _check_pin_against_volume(request, the_plan)
+        _check_private_key(stack, request.ssh_key)  # after the plan: its errors come first
         if request.saved_plan is not None and \
                 request.saved_plan.inputs_fingerprint != the_plan.inputs_fingerprint:
             raise StalePlanError("the saved plan no longer matches the stack, its state or what "

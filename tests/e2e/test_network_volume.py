@@ -112,3 +112,22 @@ def test_an_unknown_volume_name_is_a_located_error_and_creates_nothing(project: 
     assert project.live_pods() == []
     assert not (project.root / "artifacts").exists(), "no run dir either"
     assert project.state(config).is_empty
+
+
+def test_a_pin_outside_the_volumes_datacenter_is_refused_before_anything_exists(
+        project: Project) -> None:
+    project.sim.create_network_volume("pinned-data", "EU-RO-1")
+    config = network_volume_stack(project, "pinned-data")
+    exe = Path(sys.executable).with_name("runpod-deploy")
+    done = subprocess.run(
+        [str(exe), "apply", "--config", str(config), "--yes", "--provider", "api",
+         "--gpu-id", "NVIDIA RTX A4000", "--datacenter-id", "US-IL-1"],
+        env=project.env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode != 0
+    assert "--datacenter-id US-IL-1 cannot mount network volume 'pinned-data', which is in " \
+           "EU-RO-1" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert project.live_pods() == []
+    assert not (project.root / "artifacts").exists(), "no run dir either"
+    assert project.state(config).is_empty

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.diagnostics import SpecError
+
 from runtime.providers.api import ApiProvider, ApiSettings
 from runtime.rundir import RunOutcome
 
@@ -89,15 +91,30 @@ def test_a_host_key_that_changes_outside_a_boot_we_asked_for_is_refused(proj: Pr
     proj.assert_no_leak(config)
 
 
-def test_a_private_key_readable_by_others_is_warned_about(proj: Proj) -> None:
+def test_a_private_key_readable_by_others_is_refused_before_a_pod_bills(proj: Proj) -> None:
+    """OpenSSH (under rsync) ignores a key others can read, so such a run would lose its
+    staging and pulls after the pod was billed: apply says so first and creates nothing."""
     loose_key = proj.root.parent / "loose_key"
     shutil.copy(proj.key, loose_key)
     loose_key.chmod(0o644)
     config = proj.stack({"ssh": {"key_path": str(loose_key)}, "telemetry": {"enabled": False}})
-    result = proj.apply(config)
-    log = proj.log.getvalue()
-    assert f"private key {loose_key} is readable by others (mode 0o644); chmod 600 it" in log
-    # The system ssh under rsync refuses such a key outright, so the pulls fail and say why.
-    assert result.outcome is RunOutcome.ARTIFACT_PULL_FAILED and "UNPROTECTED PRIVATE KEY FILE" in log, (
-        result.outcome, result.detail, log[-3000:])
+    with pytest.raises(SpecError) as refused:
+        proj.apply(config)
+    message = str(refused.value)
+    assert f"ssh.key_path: private key {loose_key} is readable by others (mode 0o644)" in message
+    assert f"chmod 600 {loose_key}" in message
+    assert proj.pods(config) == [] and proj.state(config).is_empty
+    assert not (proj.root / "artifacts").exists(), "no run dir either"
     proj.assert_no_leak(config)
+
+
+def test_a_missing_private_key_is_refused_with_its_line_before_a_pod_bills(proj: Proj) -> None:
+    missing = proj.root.parent / "no_such_key"
+    config = proj.stack({"ssh": {"key_path": str(missing)}, "telemetry": {"enabled": False}})
+    line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if "key_path:" in text)
+    with pytest.raises(SpecError) as refused:
+        proj.apply(config)
+    message = str(refused.value)
+    assert f"{config.name}:{line}:" in message, message
+    assert f"ssh.key_path: private key {missing} cannot be read: No such file or directory" in message
+    assert proj.pods(config) == [] and proj.state(config).is_empty

@@ -4,6 +4,7 @@ modes, one multiplexed connection, and no transfer at all when the host key chan
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -116,6 +117,10 @@ def test_transfers_share_one_multiplexed_connection_closed_with_rsync(
         for _ in range(3):
             transfer.push(source, str(tmp_path / "pod"), delete=True)
         assert sshd.connection_count() == 1
+    # `ssh -O exit` returns as the master goes; sshd's child for it ends a moment later.
+    deadline = time.monotonic() + 5
+    while sshd.connection_count() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert sshd.connection_count() == 0
 
 

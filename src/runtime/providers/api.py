@@ -48,6 +48,8 @@ _CAPACITY = re.compile(
 _HOST_FULL = re.compile(r"not enough free GPUs on the host", re.IGNORECASE)
 _NOT_FOUND = re.compile(r"pod not found|could not find pod|no pod with", re.IGNORECASE)
 
+_NO_MYSELF = "answer has no 'myself' (is the key valid?)"
+
 T = TypeVar("T")
 
 
@@ -131,14 +133,7 @@ class ApiProvider:
 
     def _pods(self, data: Mapping[str, Any], name_prefix: str | None, *,
               operation: str) -> tuple[ObservedPod, ...]:
-        myself = data.get("myself")
-        if not isinstance(myself, Mapping):
-            raise ProviderProtocolError(
-                "answer has no 'myself' (is the key valid?)",
-                excerpt=json.dumps(data)[:300],
-                provider=self.name,
-                operation=operation,
-            )
+        myself = self._object(data, "myself", operation, _NO_MYSELF)
         pods = tuple(
             gql.parse_pod(raw)
             for raw in myself.get("pods") or ()
@@ -167,15 +162,8 @@ class ApiProvider:
         data = self._query(
             "create", document, {"input": gql.create_input(request)}, retry_transient=False
         )
-        raw = data.get(field)
-        if not isinstance(raw, Mapping) or not raw.get("id"):
-            raise ProviderProtocolError(
-                "create answered without a pod id",
-                excerpt=json.dumps(data)[:300],
-                provider=self.name,
-                operation="create",
-            )
-        return gql.parse_pod(raw)
+        return gql.parse_pod(self._object(data, field, "create", "create answered without a pod id",
+                                          needs_id=True))
 
     def start_pod(self, pod_id: str, *, gpu_count: int) -> ObservedPod:
         data = self._query(
@@ -184,15 +172,8 @@ class ApiProvider:
             {"input": {"podId": pod_id, "gpuCount": gpu_count}},
             retry_transient=True,
         )
-        raw = data.get("podResume")
-        if not isinstance(raw, Mapping) or not raw.get("id"):
-            raise ProviderProtocolError(
-                "resume answered without a pod",
-                excerpt=json.dumps(data)[:300],
-                provider=self.name,
-                operation="start",
-            )
-        return gql.parse_pod(raw)
+        return gql.parse_pod(self._object(data, "podResume", "start", "resume answered without a pod",
+                                          needs_id=True))
 
     def stop_pod(self, pod_id: str) -> None:
         self._query("stop", gql.STOP_POD, {"input": {"podId": pod_id}}, retry_transient=True)
@@ -210,14 +191,18 @@ class ApiProvider:
 
     def list_network_volumes(self) -> tuple[NetworkVolume, ...]:
         data = self._query("network_volumes", gql.NETWORK_VOLUMES, {}, retry_transient=True)
-        if not isinstance(data.get("myself"), Mapping):
-            raise ProviderProtocolError(
-                "answer has no 'myself' (is the key valid?)",
-                excerpt=json.dumps(data)[:300],
-                provider=self.name,
-                operation="network_volumes",
-            )
+        self._object(data, "myself", "network_volumes", _NO_MYSELF)
         return gql.parse_network_volumes(data)
+
+    def _object(self, data: Mapping[str, Any], key: str, operation: str, problem: str, *,
+                needs_id: bool = False) -> Mapping[str, Any]:
+        """`data[key]` when it is an object (with an `id`, if `needs_id`); else the answer is
+        not what RunPod sends, and that is a protocol error quoting it."""
+        value = data.get(key)
+        if not isinstance(value, Mapping) or (needs_id and not value.get("id")):
+            raise ProviderProtocolError(problem, excerpt=json.dumps(data)[:300],
+                                        provider=self.name, operation=operation)
+        return value
 
     def _spot_price(self, request: PodRequest) -> float:
         """RunPod requires a bid for a spot pod; without one from the stack, bid the GPU's
