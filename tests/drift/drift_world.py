@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from golden_files import golden_in
 from reconciler.desired import PodRequest
 from reconciler.observed import CloudType, ObservedPod
 from reconciler.state import PendingKind, PendingOperation, PodRecord, StackState
@@ -24,7 +25,6 @@ from runtime.providers.api import ApiProvider, ApiSettings
 from runtime.statestore import StateStore
 
 GOLDEN = Path(__file__).parent / "golden"
-_ACCEPT = os.environ.get("RUNPOD_DEPLOY_ACCEPT") == "1"
 GPU = "NVIDIA RTX A4000"
 DC = "EU-RO-1"
 IMAGE_A = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
@@ -155,13 +155,4 @@ def normalise(text: str, world: World) -> str:
 @pytest.fixture
 def golden() -> Callable[[str, str], None]:
     """Compare text with `golden/<name>`; `RUNPOD_DEPLOY_ACCEPT=1` rewrites the file instead."""
-
-    def check(name: str, actual: str) -> None:
-        path = GOLDEN / name
-        if _ACCEPT:
-            path.write_text(actual, encoding="utf-8")
-            return
-        assert path.exists(), f"missing golden {path}; run with RUNPOD_DEPLOY_ACCEPT=1"
-        assert actual == path.read_text(encoding="utf-8"), f"output differs from golden {name}"
-
-    return check
+    return golden_in(GOLDEN)

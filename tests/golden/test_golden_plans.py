@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from golden_files import check_golden
 from reconciler.load import load_spec
 from reconciler.observed import (
     Catalog,
@@ -27,8 +27,6 @@ from reconciler.template import render_spec, resolve_variables
 HERE = Path(__file__).parent / "cases"
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-# Read at import: the suite-wide fixture clears RUNPOD_* before each test runs.
-ACCEPT = os.environ.get("RUNPOD_DEPLOY_ACCEPT") == "1"
 IDENT = StackIdentity(name="gpu-bench", config_hash="0" * 16, key="abc123")
 PREFIX = "gpu-bench--abc123--"
 CATALOG = Catalog(prices=(GpuPrice("NVIDIA RTX A4000", secure_price=0.25),
@@ -77,11 +75,5 @@ def test_golden(case: str) -> None:
     assert Plan.from_json(result.to_json()) == result
     outputs = {"plan.txt": render_text(result), "plan.json": render_json(result),
                "plan.md": render_markdown(result)}
-    folder = HERE / case
     for name, content in outputs.items():
-        path = folder / name
-        if ACCEPT:
-            folder.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
-        assert path.exists(), f"{path} missing: run with RUNPOD_DEPLOY_ACCEPT=1"
-        assert content == path.read_text(), f"{path} differs (RUNPOD_DEPLOY_ACCEPT=1 to accept)"
+        check_golden(HERE / case / name, content)

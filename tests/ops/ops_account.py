@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from golden_files import golden_in
 from reconciler.desired import PodRequest
 from reconciler.observed import CloudType, ObservedPod
 from reconciler.state import PodRecord, StackState
@@ -22,7 +23,6 @@ from runtime.providers.api import ApiProvider, ApiSettings
 from runtime.statestore import StateStore
 
 GOLDEN = Path(__file__).parent / "golden"
-_ACCEPT = os.environ.get("RUNPOD_DEPLOY_ACCEPT") == "1"
 GPU = "NVIDIA RTX A4000"
 
 STACK = """\
@@ -105,12 +105,5 @@ def account(runpod_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 @pytest.fixture
 def golden() -> Callable[[str, str], None]:
-    def check(name: str, actual: str) -> None:
-        path = GOLDEN / name
-        if _ACCEPT:
-            path.write_text(actual, encoding="utf-8")
-            return
-        assert path.exists(), f"missing golden {path}; run with RUNPOD_DEPLOY_ACCEPT=1"
-        assert actual == path.read_text(encoding="utf-8"), f"output differs from golden {name}"
-
-    return check
+    """Compare text with `golden/<name>`; `RUNPOD_DEPLOY_ACCEPT=1` rewrites the file instead."""
+    return golden_in(GOLDEN)
