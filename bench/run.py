@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +108,7 @@ def timed(argv: list[str], *, repeat: int, env: dict[str, str] | None = None, cw
     samples = []
     for i in range(repeat + 1):
         start = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, env=env, cwd=cwd, timeout=600)
+        done = subprocess.run(argv, capture_output=True, env=env, cwd=cwd, timeout=600, check=False)
         elapsed = time.perf_counter() - start
         if done.returncode not in (0, 2):
             raise RuntimeError(f"{argv} exited {done.returncode}: {done.stderr.decode()[-400:]}")
@@ -189,7 +189,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     server: CountingProxy
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _forward(self) -> None:
@@ -297,7 +297,7 @@ class BenchSim:
         if not self.opts.keep:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> BenchSim:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -411,7 +411,7 @@ def scenario_drift(opts: Options) -> list[Row]:
                 mark = bench.proxy.mark()
                 ctl0 = bench.runpodctl_runs()
                 start = time.perf_counter()
-                done = subprocess.run(argv, capture_output=True, env=bench.env, cwd=bench.root, timeout=600)
+                done = subprocess.run(argv, capture_output=True, env=bench.env, cwd=bench.root, timeout=600, check=False)
                 elapsed = time.perf_counter() - start
                 if done.returncode not in (0, 2):
                     raise RuntimeError(f"drift exited {done.returncode}: {done.stderr.decode()[-600:]}")
@@ -536,7 +536,7 @@ def _stack(bench: BenchSim, tool: Tool, *, on_success: str, datacenters: str = "
 
 def _forget_state(config: Path) -> None:
     """Remove the stack's state file (and whatever the tools keep beside it)."""
-    match = re.search(r"^state_file: (.+)$", config.read_text(), re.M)
+    match = re.search(r"^state_file: (.+)$", config.read_text(), re.MULTILINE)
     assert match
     state = Path(match.group(1))
     for path in state.parent.glob(state.name + "*"):
@@ -703,7 +703,7 @@ class Transport:
         """`rsync -a` (plus --stats, to read the bytes) over plain ssh; (seconds, bytes sent)."""
         argv = ["rsync", "-a", "--stats", "-e", self.plain_ssh, *args]
         start = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             raise RuntimeError(f"{argv} exited {done.returncode}: {done.stderr[-600:]}")
@@ -920,8 +920,9 @@ def targets(rows: list[Row]) -> list[Target]:
     add("apply", "ours (api) warm apply: at most 4 provider calls",
         lambda: (f"{extra(warm, 'provider_calls')} API requests", number(warm, "provider_calls") <= 4))
     add("apply", "ours (runpodctl) warm apply: at most 4 provider calls",
-        lambda: (f"{extra(warm_ctl, 'runpodctl_runs')} runpodctl runs "
-                 f"({extra(warm_ctl, 'provider_calls')} API requests)", number(warm_ctl, "runpodctl_runs") <= 4))
+        lambda: ((f"{extra(warm_ctl, 'runpodctl_runs')} runpodctl runs "
+                  f"({extra(warm_ctl, 'provider_calls')} API requests)"),
+                 number(warm_ctl, "runpodctl_runs") <= 4))
     add("apply", "warm apply: 1 SSH connection for commands",
         lambda: (f"{extra(warm, 'ssh_logins')} logins (commands + rsync master)", number(warm, "ssh_logins") <= 2))
     add("apply", "success-marker lag under 0.5 s",
@@ -931,8 +932,9 @@ def targets(rows: list[Row]) -> list[Target]:
             lambda n=name: (f"{1 / ratio(n):.1f}x faster", ratio(n) <= 0.2))  # type: ignore[misc]
     inc = "push one file changed: ours"
     add("staging", "incremental push sends < 2x changed bytes + 64 KiB",
-        lambda: (f"median {extra(inc, 'bytes_sent')} B sent for {extra(inc, 'changed_bytes')} B changed; "
-                 f"worst run at {extra(inc, 'worst_sent_over_bound')} of the bound", extra(inc, "within_bound") is True))
+        lambda: ((f"median {extra(inc, 'bytes_sent')} B sent for {extra(inc, 'changed_bytes')} B "
+                  f"changed; worst run at {extra(inc, 'worst_sent_over_bound')} of the bound"),
+                 extra(inc, "within_bound") is True))
     for scenario, prefix in (("staging", "push "), ("pulling", "pull ")):
         name = next((r.name for r in rows if r.scenario == scenario and r.name.startswith(prefix)
                      and r.name.endswith(": ours") and "changed" not in r.name), "")
@@ -952,17 +954,17 @@ def machine() -> dict[str, object]:
         "os": platform.platform(),
     }
     with contextlib.suppress(OSError):
-        model = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        model = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
         if model:
             info["cpu"] = model.group(1).strip()
     with contextlib.suppress(OSError):
-        mem = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
+        mem = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
         if mem:
             info["memory_gb"] = round(int(mem.group(1)) / 2**20, 1)
     info["load_average_1m"] = round(os.getloadavg()[0], 2)
     for tool, argv in (("rsync", ["rsync", "--version"]), ("ssh", ["ssh", "-V"])):
         with contextlib.suppress(OSError):
-            done = subprocess.run(argv, capture_output=True, text=True)
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
             info[tool] = (done.stdout or done.stderr).splitlines()[0].strip()
     return info
 

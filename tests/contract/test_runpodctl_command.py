@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import build, pod_request
+from tests.contract.providers import build, pod_request
 
 from runpod_sim.testing import Simulator
 from runtime.errors import ProviderProtocolError

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.docs.conftest import DOCS, REPO, CodeBlock, code_blocks, doc_pages
 
 import runpod_deploy as rd
-from tests.docs.conftest import DOCS, REPO, CodeBlock, code_blocks, doc_pages
 
 STACK_BLOCKS = [block for page in doc_pages() for block in code_blocks(page)
                 if block.language in ("yaml", "yml") and "schema_version:" in block.text]
@@ -33,7 +33,7 @@ def test_every_stack_in_the_docs_validates(block: CodeBlock, tmp_path: Path) -> 
 
 def test_generated_references_are_current() -> None:
     out = subprocess.run([sys.executable, str(DOCS / "gen" / "generate.py"), "--check"],
-                         capture_output=True, text=True, cwd=REPO)
+                         capture_output=True, text=True, cwd=REPO, check=False)
     assert out.returncode == 0, out.stderr
 
 

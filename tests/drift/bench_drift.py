@@ -18,9 +18,9 @@ import time
 from functools import partial
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[2] / "src")]
+sys.path[:0] = [str(Path(__file__).parents[2]), str(Path(__file__).parents[2] / "src")]
 
-from drift_world import GPU, World
+from tests.drift.drift_world import GPU, World
 
 from runpod_deploy.api import load_stack
 from runpod_sim.testing import FAST_KNOBS, Simulator

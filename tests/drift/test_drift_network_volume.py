@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from drift_world import DC, GPU, IMAGE_A, STACK_TEMPLATE, World
+from tests.drift.drift_world import DC, GPU, IMAGE_A, STACK_TEMPLATE, World
 
 from reconciler.desired import PodRequest
 from reconciler.observed import CloudType

@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from forensics_data import ORIGINAL_V1, ORIGINAL_V2, OURS_POD_KILLED, OURS_SUCCEEDED, PROJECT
+from tests.forensics.forensics_data import (
+    ORIGINAL_V1,
+    ORIGINAL_V2,
+    OURS_POD_KILLED,
+    OURS_SUCCEEDED,
+    PROJECT,
+)
 
 from runtime.forensics import (
     EventFilter,

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.golden_files import check_golden
 
-from golden_files import check_golden
 from reconciler.load import load_spec
 from reconciler.observed import (
     Catalog,

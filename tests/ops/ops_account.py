@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.golden_files import golden_in
 from typer.testing import CliRunner
 
-from golden_files import golden_in
 from reconciler.desired import PodRequest
 from reconciler.observed import CloudType, ObservedPod
 from reconciler.state import PodRecord, StackState

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 
 import pytest
-from ops_account import GPU, Account
+from tests.ops.ops_account import GPU, Account
 
 from reconciler.state import PendingKind, PendingOperation
 from runtime.statestore import StateStore

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from reconciler.diagnostics import Severity, SpecError
 from reconciler.load import load_spec, load_spec_report, parse_var_assignment, parse_vars_file
@@ -45,8 +46,8 @@ def test_there_are_at_least_30_bad_stacks() -> None:
 @pytest.mark.parametrize("path", _cases(), ids=lambda p: p.stem)
 def test_bad_stack_gives_a_located_error(path: Path) -> None:
     text = path.read_text()
-    expect = re.search(r"^# expect: (.*)$", text, re.M).group(1)  # type: ignore[union-attr]
-    field = re.search(r"^# field: (.*)$", text, re.M)
+    expect = re.search(r"^# expect: (.*)$", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    field = re.search(r"^# field: (.*)$", text, re.MULTILINE)
     with pytest.raises(SpecError) as caught:
         load_spec(text, source=str(path))
     diagnostics = [d for d in caught.value.diagnostics if d.severity is Severity.ERROR]
@@ -108,7 +109,7 @@ def test_defaults_match_the_original() -> None:
     assert spec.telemetry.sample_interval_sec == 30
     assert spec.ssh.key_path == "~/.ssh/id_ed25519"
     assert spec.storage.volume_mount == "/workspace"
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         spec.name = "y"  # type: ignore[misc]
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from conftest import Clients
+from tests.sim.clients import Clients
 
 
 def test_billing_running_then_stopped(clients: Clients) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import A4000, Clients, wait_for
+from tests.sim.clients import A4000, Clients, wait_for
 
 POD_FIELDS = ("id name desiredStatus imageName gpuCount costPerHr ports env volumeInGb "
               "machine { podHostId gpuDisplayName } runtime { ports { ip isIpPublic privatePort "

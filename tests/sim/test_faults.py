@@ -7,8 +7,8 @@ import time
 
 import pytest
 import requests
+from tests.sim.clients import A4000, Clients, wait_for
 
-from conftest import A4000, Clients, wait_for
 from runpod_sim.control import ControlError
 
 NO_INSTANCES = ("There are no longer any instances available with the requested specifications. "

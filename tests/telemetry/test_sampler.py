@@ -10,7 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from telemetry_shell import BROKEN_NVIDIA_SMI, FakeBin, LocalResult, LocalShell, wait_until
+from tests.telemetry.telemetry_shell import (
+    BROKEN_NVIDIA_SMI,
+    FakeBin,
+    LocalResult,
+    LocalShell,
+    wait_until,
+)
 
 from runtime.clock import SystemClock
 from runtime.errors import SshError

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from telemetry_shell import BROKEN_NVIDIA_SMI, FakeBin, LocalResult, LocalShell
+from tests.telemetry.telemetry_shell import BROKEN_NVIDIA_SMI, FakeBin, LocalResult, LocalShell
 
 from reconciler.observed import ObservedPod, PodStatus, SshEndpoint
 from reconciler.spec import Telemetry

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from transport_sshd import SshServer, keygen
+from tests.transport.transport_sshd import SshServer, keygen
 
 from runtime.hostkeys import HostKeyPins
 from runtime.ssh import SshSession

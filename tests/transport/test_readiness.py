@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from transport_sshd import SshServer, free_port, keygen
+from tests.transport.transport_sshd import SshServer, free_port, keygen
 
 from runtime.errors import SshError
 from runtime.hostkeys import HostKeyPins

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from transport_sshd import SshServer
+from tests.transport.transport_sshd import SshServer
 
 from runtime.errors import RemoteCommandError, SshError, SshHostKeyMismatchError
 from runtime.hostkeys import HostKeyPins
