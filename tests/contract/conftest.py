@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.contract.providers import Provider, build
 
 from runpod_sim.testing import Simulator
 from runtime.providers import PROVIDER_KINDS
+from tests.contract.providers import Provider, build
 
 
 @pytest.fixture(params=PROVIDER_KINDS)

@@ -14,15 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.contract.providers import (
-    A40,
-    DATACENTER,
-    Provider,
-    build,
-    pod_request,
-    ready,
-    wait_until,
-)
 
 from reconciler.desired import PodRequest
 from reconciler.observed import NetworkVolume, ObservedPod, PodStatus, StockStatus
@@ -37,6 +28,17 @@ from runtime.errors import (
 from runtime.providers.api import ApiProvider, ApiSettings
 from runtime.providers.protocol import SnapshotReader
 from runtime.providers.runpodctl import RunpodctlProvider
+from tests.contract.providers import (
+    A40,
+    DATACENTER,
+    Provider,
+    build,
+    pod_request,
+    ready,
+    wait_until,
+)
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 
 @dataclass(frozen=True, slots=True)

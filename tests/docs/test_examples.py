@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.docs.conftest import DOCS, REPO, CodeBlock, code_blocks, doc_pages
 
 import runpod_deploy as rd
+from tests.docs.conftest import DOCS, REPO, CodeBlock, code_blocks, doc_pages
 
 STACK_BLOCKS = [block for page in doc_pages() for block in code_blocks(page)
                 if block.language in ("yaml", "yml") and "schema_version:" in block.text]

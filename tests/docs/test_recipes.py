@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.docs.conftest import DOCS, REPO, code_blocks
 
 RECIPES = sorted(p for p in (DOCS / "recipes").glob("*.md") if p.name != "index.md")

@@ -20,12 +20,11 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).parents[2]), str(Path(__file__).parents[2] / "src")]
 
-from tests.drift.drift_world import GPU, World
-
 from runpod_deploy.api import load_stack
 from runpod_sim.testing import FAST_KNOBS, Simulator
 from runtime.drift_report import check_drift
 from runtime.providers.api import ApiProvider, ApiSettings
+from tests.drift.drift_world import GPU, World
 
 
 def main() -> None:

@@ -12,12 +12,14 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from tests.drift.drift_world import GPU, IMAGE_A, IMAGE_B, World, normalise
 from typer.testing import CliRunner
 
 from runpod_deploy.api import load_stack
 from runpod_deploy.cli import app
 from runtime.drift_report import check_drift
+from tests.drift.drift_world import GPU, IMAGE_A, IMAGE_B, World, normalise
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 Golden = Callable[[str, str], None]
 

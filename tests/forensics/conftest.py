@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from tests.forensics.forensics_data import GOLDEN
 from tests.golden_files import golden_in
 

@@ -15,6 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from runpod_deploy.cli import app
+from runtime.rundir import RunDirError
 from tests.forensics.forensics_data import (
     DATA,
     ORIGINAL_V1,
@@ -24,10 +28,6 @@ from tests.forensics.forensics_data import (
     PROJECT,
     normalise,
 )
-from typer.testing import CliRunner
-
-from runpod_deploy.cli import app
-from runtime.rundir import RunDirError
 
 Golden = Callable[[str, str], None]
 MANIFEST = "runpod_deploy_pull_manifest.json"

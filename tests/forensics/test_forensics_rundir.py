@@ -14,13 +14,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from tests.forensics.forensics_data import (
-    ORIGINAL_V1,
-    ORIGINAL_V2,
-    OURS_POD_KILLED,
-    OURS_SUCCEEDED,
-    TORN_MANIFEST,
-)
 
 from runtime.rundir import (
     ArtifactPull,
@@ -45,6 +38,13 @@ from runtime.rundir import (
     load_manifest,
     load_metrics,
     write_manifest,
+)
+from tests.forensics.forensics_data import (
+    ORIGINAL_V1,
+    ORIGINAL_V2,
+    OURS_POD_KILLED,
+    OURS_SUCCEEDED,
+    TORN_MANIFEST,
 )
 
 T0 = datetime(2026, 5, 15, 12, 0, 0, 250000, tzinfo=UTC)

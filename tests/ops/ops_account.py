@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.golden_files import golden_in
 from typer.testing import CliRunner
 
 from reconciler.desired import PodRequest
@@ -21,6 +20,7 @@ from runpod_deploy.cli import app
 from runpod_sim.testing import Simulator
 from runtime.providers.api import ApiProvider, ApiSettings
 from runtime.statestore import StateStore
+from tests.golden_files import golden_in
 
 GOLDEN = Path(__file__).parent / "golden"
 GPU = "NVIDIA RTX A4000"

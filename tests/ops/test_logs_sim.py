@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.ops.ops_account import Account
 
 from reconciler.observed import ObservedPod
 from runpod_deploy.api import Stack
@@ -17,6 +16,9 @@ from runtime.executor import hostkeys_path_for
 from runtime.hostkeys import HostKeyPins
 from runtime.ops import stream_pod_log
 from runtime.ssh import SshSession
+from tests.ops.ops_account import Account
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 LOG = "/workspace/job.log"
 

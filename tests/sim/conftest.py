@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.sim.clients import Clients
 
 from runpod_sim.testing import Simulator
+from tests.sim.clients import Clients
 
 
 @pytest.fixture

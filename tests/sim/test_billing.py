@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.sim.clients import Clients
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 
 def test_billing_running_then_stopped(clients: Clients) -> None:

@@ -12,6 +12,8 @@ import pytest
 
 from runpod_sim.testing import Simulator
 
+pytestmark = pytest.mark.sim  # every test here starts the simulator
+
 ORIGINAL_VENV = Path(__file__).resolve().parents[2] / ".cache" / "orig-venv"
 
 HELLO = """\

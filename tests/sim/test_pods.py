@@ -7,7 +7,11 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.sim.clients import Clients, wait_for
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 
 def test_survival_matrix(clients: Clients) -> None:

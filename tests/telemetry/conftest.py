@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from tests.telemetry.telemetry_shell import FAKE_NVIDIA_SMI, FAKE_PYTHON3, FakeBin, LocalShell
 
 

@@ -10,6 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from runtime.clock import SystemClock
+from runtime.errors import SshError
+from runtime.rundir import MetricsLog, load_metrics
+from runtime.telemetry import MetricsSampler
 from tests.telemetry.telemetry_shell import (
     BROKEN_NVIDIA_SMI,
     FakeBin,
@@ -17,11 +22,6 @@ from tests.telemetry.telemetry_shell import (
     LocalShell,
     wait_until,
 )
-
-from runtime.clock import SystemClock
-from runtime.errors import SshError
-from runtime.rundir import MetricsLog, load_metrics
-from runtime.telemetry import MetricsSampler
 
 STAMP = datetime(2026, 5, 13, 12, 0, tzinfo=UTC)
 GPU_KEYS = {"gpu_util_pct", "gpu_mem_used_mb", "gpu_mem_total_mb", "gpu_temp_c", "gpu_ecc_errors"}

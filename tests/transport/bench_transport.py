@@ -24,11 +24,10 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).parents[2]), str(Path(__file__).parents[2] / "src")]
 
-from tests.transport.transport_sshd import SshServer, keygen
-
 from runtime.hostkeys import HostKeyPins, write_known_hosts
 from runtime.rsync import Rsync
 from runtime.ssh import SshSession
+from tests.transport.transport_sshd import SshServer, keygen
 
 
 def _timed(action: Callable[[], object]) -> float:
