@@ -24,7 +24,7 @@ import pytest
 from runpod_sim import cli as sim_cli
 from runpod_sim.control import SimInfo
 
-pytest_plugins = ["runpod_sim.pytest_plugin"]
+pytest_plugins = ["runpod_sim.pytest_plugin", "pytester"]
 
 SIMULATOR_FIXTURES = frozenset({"runpod_sim", "shared_sim"})
 """The fixtures that start a simulator; every fixture built on them is found through them."""
