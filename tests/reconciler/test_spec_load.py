@@ -39,8 +39,13 @@ def _cases() -> list[Path]:
     return sorted(BAD.glob("*.yaml"))
 
 
-def test_there_are_at_least_30_bad_stacks() -> None:
-    assert len(_cases()) >= 30
+def test_every_bad_stack_states_the_error_it_expects() -> None:
+    """The cases below check what each file's `# expect:` header says; a file without one (or
+    a glob that found nothing) would check nothing."""
+    cases = _cases()
+    assert len(cases) >= 30
+    unstated = [p.name for p in cases if not re.search(r"^# expect: \S", p.read_text(), re.M)]
+    assert unstated == []
 
 
 @pytest.mark.parametrize("path", _cases(), ids=lambda p: p.stem)
@@ -74,10 +79,15 @@ def test_positions_point_at_the_value() -> None:
 
 
 def test_all_errors_are_reported_together() -> None:
+    """Two unrelated mistakes: both come back from one load, each at its own place."""
     text = (BAD / "unknown_pod_key.yaml").read_text().replace("volume_gb: 10", "volume_gb: 0")
     with pytest.raises(SpecError) as caught:
         load_spec(text, source="s.yaml")
-    assert len(caught.value.diagnostics) == 2
+    found = sorted((d.location.line if d.location else 0, d.field_path, d.severity)
+                   for d in caught.value.diagnostics)
+    assert found == [(7, "pod.gpu_ordr", Severity.ERROR), (10, "storage", Severity.ERROR)]
+    assert "unknown key 'gpu_ordr'" in str(caught.value)
+    assert "volume_gb must be a positive integer" in str(caught.value)
 
 
 def test_legacy_stop_maps_to_lifecycle_with_a_warning() -> None:
