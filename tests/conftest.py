@@ -3,11 +3,13 @@ settings, and the `sim` marker kept honest so that `pytest -m "not sim"` never s
 simulator.
 
 The marker is checked twice, because either check alone can be dodged:
-- at collection, a test whose fixtures (directly or through other fixtures) include one that
-  starts a simulator must carry `sim`, or the run stops before any test runs and names it;
+- a test whose fixtures (directly or through other fixtures) include one that starts a
+  simulator fails before its fixtures are set up unless it carries `sim` (found at collection,
+  before `-m` deselects, so `-m "not sim"` runs it and reports it);
 - while a test is set up and runs, starting a simulator in this process (`Simulator.start`,
   `--local`) fails the test unless it carries `sim` (one started in the test body or a
   helper, not through a fixture).
+Both fail the test rather than stop the session, which pytest-xdist workers cannot report.
 A test that starts one only through a subprocess (`runpod-sim up` in a script) is beyond both:
 mark it by hand (the docs recipe tests do).
 """
@@ -40,23 +42,17 @@ def _clean_runpod_environ(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key, raising=False)
 
 
-def simulator_fixtures_without_marker(items: list[pytest.Item]) -> list[str]:
-    """Node ids (with the fixture) of the tests that use a simulator fixture but lack `sim`."""
-    unmarked = []
+_UNMARKED = pytest.StashKey[str]()
+"""On an item that uses a simulator fixture without the marker: why it fails."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         used = SIMULATOR_FIXTURES.intersection(getattr(item, "fixturenames", ()))
         if used and item.get_closest_marker("sim") is None:
-            unmarked.append(f"{item.nodeid} (uses {', '.join(sorted(used))})")
-    return unmarked
-
-
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: an unmarked test is never hidden
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    unmarked = simulator_fixtures_without_marker(items)
-    if unmarked:
-        raise pytest.UsageError(
-            "these tests start the simulator but are not marked `sim` (so `-m \"not sim\"` "
-            f"would run them); {_MARK_HINT}:\n  " + "\n  ".join(unmarked))
+            item.stash[_UNMARKED] = (
+                f"{item.nodeid} starts the simulator (through {', '.join(sorted(used))}) but is "
+                f"not marked `sim`, so `-m \"not sim\"` would run it; {_MARK_HINT}")
 
 
 class _SimulatorGuard:
@@ -101,6 +97,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    if _UNMARKED in item.stash:  # before any fixture, so no simulator starts
+        pytest.fail(item.stash[_UNMARKED], pytrace=False)
     yield from _GUARD.watching(item)
 
 
