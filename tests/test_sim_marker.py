@@ -40,9 +40,9 @@ def test_an_unmarked_test_using_a_simulator_fixture_fails_before_its_fixtures_ru
     """)
     result = suite.runpytest_subprocess("-m", "not sim")
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines([
-        "*test_unmarked.py::test_through_another_fixture starts the simulator (through "
-        "runpod_sim) but is not marked `sim`*"])
+    expected = ("*test_unmarked.py::test_through_another_fixture starts the simulator (through "
+                "runpod_sim) but is not marked `sim`*")
+    result.stdout.fnmatch_lines([expected])
     assert "the simulator fixture was set up" not in result.stdout.str()
 
 
