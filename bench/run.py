@@ -5,6 +5,7 @@ in the same go (absolute figures depend on the machine; ratios much less so).
     bench/run startup drift         # only these scenarios
     bench/run --repeat 9            # more samples (default 5; the 1 GB pull takes at most 3)
     bench/run --small               # scaled-down data and stack counts, for a quick check
+    bench/run --smoke               # every scenario once at toy size: does the bench still run?
     bench/run --json                # the JSON document on stdout (the table goes to stderr)
     bench/run --keep                # keep .cache/bench/<scenario> (simulator homes, data)
     bench/run --markdown FILE.json  # the tables of docs/performance.md from a results file
@@ -46,12 +47,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache"
-WORK = CACHE / "bench"
+WORK = CACHE / "bench"  # the default --work
 RESULTS = ROOT / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
 OURS = VENV_BIN / "runpod-deploy"
@@ -68,10 +69,24 @@ class Options:
     repeat: int = 5
     small: bool = False
     keep: bool = False
+    smoke: bool = False
+    """Every scenario once, at toy size, without warm-up, the original 0.8.4 or targets: proves
+    the bench runs (CI), measures nothing worth reading."""
+    work: Path = WORK
+
+    @property
+    def warmup(self) -> int:
+        """Discarded runs before the samples."""
+        return 0 if self.smoke else 1
 
     @property
     def transfer_repeat(self) -> int:
         return max(1, min(self.repeat, 3))
+
+    def sized(self, full: tuple[int, int], small: tuple[int, int],
+              smoke: tuple[int, int]) -> tuple[int, int]:
+        """(files, bytes) of a transfer scenario at this run's size."""
+        return smoke if self.smoke else small if self.small else full
 
 
 @dataclass
@@ -103,22 +118,26 @@ def med_int(values: list[int]) -> int:
     return round(statistics.median(values)) if values else 0
 
 
-def timed(argv: list[str], *, repeat: int, env: dict[str, str] | None = None, cwd: Path = ROOT) -> list[float]:
-    """Wall time of a whole process, `repeat` times (one warm-up run first, discarded)."""
+def timed(argv: list[str], *, repeat: int, warmup: int = 1, env: dict[str, str] | None = None,
+          cwd: Path = ROOT) -> list[float]:
+    """Wall time of a whole process, `repeat` times (after `warmup` runs, discarded)."""
     samples = []
-    for i in range(repeat + 1):
+    for i in range(warmup + repeat):
         start = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, env=env, cwd=cwd, timeout=600)
+        done = subprocess.run(argv, capture_output=True, env=env, cwd=cwd, timeout=600, check=False)
         elapsed = time.perf_counter() - start
         if done.returncode not in (0, 2):
             raise RuntimeError(f"{argv} exited {done.returncode}: {done.stderr.decode()[-400:]}")
-        if i:
+        if i >= warmup:
             samples.append(elapsed)
     return samples
 
 
-def original_venv() -> Path | None:
-    """The original runpod-deploy 0.8.4 in its own venv (its package name collides with ours)."""
+def original_venv(opts: Options) -> Path | None:
+    """The original runpod-deploy 0.8.4 in its own venv (its package name collides with ours);
+    none in a smoke run (which must not need PyPI)."""
+    if opts.smoke:
+        return None
     venv = CACHE / "orig-venv"
     exe = venv / "bin" / "runpod-deploy"
     if exe.exists():
@@ -189,7 +208,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     server: CountingProxy
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _forward(self) -> None:
@@ -251,7 +270,7 @@ class BenchSim:
     def __init__(self, name: str, opts: Options, **knobs: Any) -> None:
         from runpod_sim.testing import Simulator
 
-        self.root = WORK / name
+        self.root = opts.work / name
         if self.root.exists():
             self._stop_leftover()
             shutil.rmtree(self.root)
@@ -297,7 +316,7 @@ class BenchSim:
         if not self.opts.keep:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> BenchSim:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -350,22 +369,24 @@ class BenchSim:
 
 def scenario_startup(opts: Options) -> list[Row]:
     """1. CLI start-up: `--help` and `plan` on stacks/hello.yaml, against a bare typer program."""
-    repeat = max(opts.repeat, 5)
+    repeat = opts.repeat if opts.smoke else max(opts.repeat, 5)
+    warmup = opts.warmup
     rows = []
     floor_name = "minimal typer --help (floor)"
-    floor = timed([sys.executable, str(ROOT / "bench" / "floor_typer.py"), "--help"], repeat=repeat)
+    floor = timed([sys.executable, str(ROOT / "bench" / "floor_typer.py"), "--help"], repeat=repeat,
+                  warmup=warmup)
     rows.append(Row("startup", floor_name, median(floor), floor))
-    ours = timed([str(OURS), "--help"], repeat=repeat)
+    ours = timed([str(OURS), "--help"], repeat=repeat, warmup=warmup)
     rows.append(Row("startup", "runpod-deploy --help", median(ours), ours, floor_name))
-    original = original_venv()
+    original = original_venv(opts)
     if original is not None:
-        theirs = timed([str(original), "--help"], repeat=repeat)
+        theirs = timed([str(original), "--help"], repeat=repeat, warmup=warmup)
         rows.append(Row("startup", "original 0.8.4 --help", median(theirs), theirs, floor_name))
     hello = ROOT / "stacks" / "hello.yaml"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
-    env["RUNPOD_DEPLOY_STATE_DIR"] = str(WORK / "startup-state")
+    env["RUNPOD_DEPLOY_STATE_DIR"] = str(opts.work / "startup-state")
     env["PATH"] = "/usr/bin:/bin"  # no runpodctl: the plan of a stack with no pod
-    plan = timed([str(OURS), "plan", "--config", str(hello)], repeat=repeat, env=env)
+    plan = timed([str(OURS), "plan", "--config", str(hello)], repeat=repeat, warmup=warmup, env=env)
     rows.append(Row("startup", "runpod-deploy plan hello.yaml (no pod)", median(plan), plan, floor_name))
     return rows
 
@@ -373,25 +394,77 @@ def scenario_startup(opts: Options) -> list[Row]:
 # -- 2. drift at scale ------------------------------------------------------------------------
 
 
+DRIFT_GPU = "NVIDIA RTX A4000"
+DRIFT_DATACENTER = "EU-RO-1"
+DRIFT_DISK_GB, DRIFT_VOLUME_GB = 10, 5
+DRIFT_STACK = """\
+schema_version: 2
+name: {name}
+pod:
+  image: runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04
+  datacenters: [{datacenter}]
+  gpu_order: [{gpu}]
+  container_disk_gb: {disk_gb}
+storage:
+  mode: ephemeral
+  volume_gb: {volume_gb}
+budget:
+  cost_cap_usd: 1.0
+  max_runtime_minutes: 10
+  assumed_hourly_rate_usd: 0.5
+run:
+  script_path: /workspace/job.sh
+  log_path: /workspace/job.log
+  success_marker: DONE
+  body: echo DONE
+lifecycle:
+  on_success: recycle
+  on_failure: stop
+"""
+
+
+def _stack_in_sync(bench: BenchSim, provider: Any, name: str) -> Any:
+    """A stack in `stacks/` whose recycled pod matches it, stopped and recorded in its state,
+    as an apply with `on_success: recycle` leaves it. Returns the loaded stack."""
+    import runpod_deploy as rd
+    from reconciler.desired import PodRequest
+    from reconciler.observed import CloudType
+    from reconciler.state import PodRecord, StackState
+    from runtime.statestore import StateStore
+
+    path = bench.root / "stacks" / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(DRIFT_STACK.format(name=name, datacenter=DRIFT_DATACENTER, gpu=DRIFT_GPU,
+                                       disk_gb=DRIFT_DISK_GB, volume_gb=DRIFT_VOLUME_GB))
+    stack = rd.load_stack(path, env=bench.direct_env)
+    pod = provider.create_pod(PodRequest(
+        name=stack.pod_prefix + "a1", image=stack.job.spec.pod.image, gpu_type_id=DRIFT_GPU,
+        datacenter_id=DRIFT_DATACENTER, cloud_type=CloudType.SECURE,
+        container_disk_gb=DRIFT_DISK_GB, volume_gb=DRIFT_VOLUME_GB))
+    provider.stop_pod(pod.pod_id)
+    record = PodRecord(pod_id=pod.pod_id, name=pod.name, image=pod.image, gpu_type_id=DRIFT_GPU,
+                       datacenter_id=DRIFT_DATACENTER, cloud_type=CloudType.SECURE,
+                       volume_gb=DRIFT_VOLUME_GB)
+    StateStore(stack.state_path, stack.identity).write(
+        StackState(identity=stack.identity, pod=record))
+    return stack
+
+
 def scenario_drift(opts: Options) -> list[Row]:
     """2. `drift` over 1, 10, 100, 1000 stacks whose recycled pods are in sync: wall time and
     provider calls. The account holds exactly the pods of the stacks checked (the biggest size
     first, then pods are deleted with their stacks down to the next size), so every run is a
     clean "all in sync" (exit 0) and no run lists the others' pods as orphans."""
-    sizes = (1, 10, 100) if opts.small else (1, 10, 100, 1000)
+    sizes = (1, 3) if opts.smoke else (1, 10, 100) if opts.small else (1, 10, 100, 1000)
     # Pods are created and stopped before their image "pulls", so no sshd is started for them:
     # drift only reads the provider's listing.
     with BenchSim("drift", opts, image_pull_sec=3600.0, boot_sec=0.0) as bench:
-        sys.path.insert(0, str(ROOT / "tests" / "drift"))
-        from drift_world import GPU, World  # type: ignore[import-not-found]  # the drift tests' world
-
         from runtime.providers.api import ApiProvider, ApiSettings
 
         provider = ApiProvider(ApiSettings.from_env(bench.direct_env))
-        world = World(sim=bench.sim, provider=provider, root=bench.root, env=bench.direct_env)
-        bench.sim.set_stock("EU-RO-1", GPU, max(sizes) + 10)
+        bench.sim.set_stock(DRIFT_DATACENTER, DRIFT_GPU, max(sizes) + 10)
         started = time.monotonic()
-        stacks = [world.in_sync(f"s{i:04d}") for i in range(max(sizes))]
+        stacks = [_stack_in_sync(bench, provider, f"s{i:04d}") for i in range(max(sizes))]
         note(f"drift: set up {max(sizes)} stacks with recycled pods in {time.monotonic() - started:.0f}s")
         pods_by_prefix = {stack.pod_prefix: pod["id"] for pod in bench.sim.pods() for stack in stacks
                           if pod["name"].startswith(stack.pod_prefix)}
@@ -407,15 +480,15 @@ def scenario_drift(opts: Options) -> list[Row]:
             argv = [str(OURS), "drift", str(bench.root / "stacks"), "--provider", provider_name,
                     "--format", "json", "--detailed-exitcode"]
             samples, calls, codes, ctl = [], [], [], []
-            for i in range(opts.repeat + 1):
+            for i in range(opts.warmup + opts.repeat):
                 mark = bench.proxy.mark()
                 ctl0 = bench.runpodctl_runs()
                 start = time.perf_counter()
-                done = subprocess.run(argv, capture_output=True, env=bench.env, cwd=bench.root, timeout=600)
+                done = subprocess.run(argv, capture_output=True, env=bench.env, cwd=bench.root, timeout=600, check=False)
                 elapsed = time.perf_counter() - start
                 if done.returncode not in (0, 2):
                     raise RuntimeError(f"drift exited {done.returncode}: {done.stderr.decode()[-600:]}")
-                if i:
+                if i >= opts.warmup:
                     samples.append(elapsed)
                     calls.append(len(bench.proxy.since(mark)))
                     codes.append(done.returncode)
@@ -473,10 +546,10 @@ class Tool:
     argv: list[str]  # up to the config path
 
 
-def _tools() -> list[Tool]:
+def _tools(opts: Options) -> list[Tool]:
     tools = [Tool("ours (api)", [str(OURS), "apply", "--yes", "--provider", "api", "--config"]),
              Tool("ours (runpodctl)", [str(OURS), "apply", "--yes", "--provider", "runpodctl", "--config"])]
-    original = original_venv()
+    original = original_venv(opts)
     if original is not None:
         tools.append(Tool("original 0.8.4", [str(original), "run", "--config"]))
     return tools
@@ -536,7 +609,7 @@ def _stack(bench: BenchSim, tool: Tool, *, on_success: str, datacenters: str = "
 
 def _forget_state(config: Path) -> None:
     """Remove the stack's state file (and whatever the tools keep beside it)."""
-    match = re.search(r"^state_file: (.+)$", config.read_text(), re.M)
+    match = re.search(r"^state_file: (.+)$", config.read_text(), re.MULTILINE)
     assert match
     state = Path(match.group(1))
     for path in state.parent.glob(state.name + "*"):
@@ -573,7 +646,7 @@ def scenario_apply(opts: Options) -> list[Row]:
     default) and, in a second warm series, off (the tools' own overhead, without the on-pod
     snapshot commands such as `pip freeze`)."""
     rows: list[Row] = []
-    tools = _tools()
+    tools = _tools(opts)
     names = [t.label for t in tools]
     quiet = [Tool(f"{t.label}, telemetry off", t.argv) for t in tools if t.label in ("ours (api)", "original 0.8.4")]
     with BenchSim("apply", opts, image_pull_sec=0.0, boot_sec=0.0, sshd_delay_sec=0.0) as bench:
@@ -583,7 +656,7 @@ def scenario_apply(opts: Options) -> list[Row]:
         runs: dict[str, list[Run]] = {}
 
         def series(kind: str, chosen: list[Tool], *, fresh: bool) -> None:
-            for i in range(opts.repeat + 1):
+            for i in range(opts.warmup + opts.repeat):
                 if fresh:
                     bench.delete_all_pods()
                 for tool in chosen:
@@ -591,7 +664,7 @@ def scenario_apply(opts: Options) -> list[Row]:
                     if fresh:
                         _forget_state(config)
                     run = _run_tool(bench, [*tool.argv, str(config)], bench.root / "home" / f"{tool.label}-{kind}{i}")
-                    if i:
+                    if i >= opts.warmup:
                         runs.setdefault(f"apply {kind}: {tool.label}", []).append(run)
 
         series("cold", tools, fresh=True)  # leaves each tool's pod recycled (stopped)
@@ -629,7 +702,7 @@ def scenario_failover(opts: Options) -> list[Row]:
     "Low" but there are too few GPUs (1 free, the stack wants 2), so only a create finds out,
     as happens on RunPod when stock moves between the listing and the create."""
     rows: list[Row] = []
-    tools = _tools()
+    tools = _tools(opts)
     variants = (("catalog empty", 1, 0), ("catalog stale", 2, 1))
     with BenchSim("failover", opts, image_pull_sec=0.0, boot_sec=0.0, sshd_delay_sec=0.0) as bench:
         for variant, gpu_count, stock in variants:
@@ -638,7 +711,7 @@ def scenario_failover(opts: Options) -> list[Row]:
                 config = _stack(bench, tool, on_success="delete", datacenters=FAILOVER_DCS, gpus=FAILOVER_GPUS,
                                 gpu_count=gpu_count)
                 samples, firsts, calls, creates, ctl, chosen, failed = [], [], [], [], [], "", ""
-                for i in range(opts.repeat + 1):
+                for i in range(opts.warmup + opts.repeat):
                     bench.delete_all_pods()
                     ctl0 = bench.runpodctl_runs()
                     _forget_state(config)
@@ -653,7 +726,7 @@ def scenario_failover(opts: Options) -> list[Row]:
                         failed = f"no pod after {len(run.calls)} calls: {tail[0][:160] if tail else '?'}"
                         note(f"failover {variant}: {tool.label} made no pod ({failed})")
                         break
-                    if i:
+                    if i >= opts.warmup:
                         samples.append(run.calls[made].at - run.started)
                         firsts.append(run.calls[0].at - run.started)
                         calls.append(made + 1)
@@ -703,7 +776,7 @@ class Transport:
         """`rsync -a` (plus --stats, to read the bytes) over plain ssh; (seconds, bytes sent)."""
         argv = ["rsync", "-a", "--stats", "-e", self.plain_ssh, *args]
         start = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             raise RuntimeError(f"{argv} exited {done.returncode}: {done.stderr[-600:]}")
@@ -768,7 +841,7 @@ def scenario_staging(opts: Options) -> list[Row]:
     uses it) vs plain `rsync -a`, over the same pod sshd."""
     from runtime.phases import DEFAULT_STAGING_EXCLUDES
 
-    files, total = (200, 20 * 10**6) if opts.small else (2000, 200 * 10**6)
+    files, total = opts.sized((2000, 200 * 10**6), (200, 20 * 10**6), (20, 200 * 10**3))
     rows: list[Row] = []
     with transport("staging", opts) as t:
         src = t.bench.root / "stage-src"
@@ -823,7 +896,7 @@ def scenario_staging(opts: Options) -> list[Row]:
 def scenario_pulling(opts: Options) -> list[Row]:
     """5. Pull 1 GB of artifacts in 1,000 files: our Rsync (as artifact pulls use it) vs plain
     `rsync -a`, over the same pod sshd."""
-    files, total = (100, 100 * 10**6) if opts.small else (1000, 10**9)
+    files, total = opts.sized((1000, 10**9), (100, 100 * 10**6), (10, 100 * 10**3))
     rows: list[Row] = []
     with transport("pulling", opts) as t:
         _write_tree(t.volume / "artifacts", files, total, seed=5)  # written on the pod's volume
@@ -920,8 +993,9 @@ def targets(rows: list[Row]) -> list[Target]:
     add("apply", "ours (api) warm apply: at most 4 provider calls",
         lambda: (f"{extra(warm, 'provider_calls')} API requests", number(warm, "provider_calls") <= 4))
     add("apply", "ours (runpodctl) warm apply: at most 4 provider calls",
-        lambda: (f"{extra(warm_ctl, 'runpodctl_runs')} runpodctl runs "
-                 f"({extra(warm_ctl, 'provider_calls')} API requests)", number(warm_ctl, "runpodctl_runs") <= 4))
+        lambda: ((f"{extra(warm_ctl, 'runpodctl_runs')} runpodctl runs "
+                  f"({extra(warm_ctl, 'provider_calls')} API requests)"),
+                 number(warm_ctl, "runpodctl_runs") <= 4))
     add("apply", "warm apply: 1 SSH connection for commands",
         lambda: (f"{extra(warm, 'ssh_logins')} logins (commands + rsync master)", number(warm, "ssh_logins") <= 2))
     add("apply", "success-marker lag under 0.5 s",
@@ -931,8 +1005,9 @@ def targets(rows: list[Row]) -> list[Target]:
             lambda n=name: (f"{1 / ratio(n):.1f}x faster", ratio(n) <= 0.2))  # type: ignore[misc]
     inc = "push one file changed: ours"
     add("staging", "incremental push sends < 2x changed bytes + 64 KiB",
-        lambda: (f"median {extra(inc, 'bytes_sent')} B sent for {extra(inc, 'changed_bytes')} B changed; "
-                 f"worst run at {extra(inc, 'worst_sent_over_bound')} of the bound", extra(inc, "within_bound") is True))
+        lambda: ((f"median {extra(inc, 'bytes_sent')} B sent for {extra(inc, 'changed_bytes')} B "
+                  f"changed; worst run at {extra(inc, 'worst_sent_over_bound')} of the bound"),
+                 extra(inc, "within_bound") is True))
     for scenario, prefix in (("staging", "push "), ("pulling", "pull ")):
         name = next((r.name for r in rows if r.scenario == scenario and r.name.startswith(prefix)
                      and r.name.endswith(": ours") and "changed" not in r.name), "")
@@ -952,17 +1027,17 @@ def machine() -> dict[str, object]:
         "os": platform.platform(),
     }
     with contextlib.suppress(OSError):
-        model = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        model = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
         if model:
             info["cpu"] = model.group(1).strip()
     with contextlib.suppress(OSError):
-        mem = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
+        mem = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
         if mem:
             info["memory_gb"] = round(int(mem.group(1)) / 2**20, 1)
     info["load_average_1m"] = round(os.getloadavg()[0], 2)
     for tool, argv in (("rsync", ["rsync", "--version"]), ("ssh", ["ssh", "-V"])):
         with contextlib.suppress(OSError):
-            done = subprocess.run(argv, capture_output=True, text=True)
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
             info[tool] = (done.stdout or done.stderr).splitlines()[0].strip()
     return info
 
@@ -1016,9 +1091,15 @@ def main() -> int:
     parser.add_argument("scenarios", nargs="*", help=f"any of: {', '.join(SCENARIOS)} (default: all)")
     parser.add_argument("--repeat", type=int, default=5, help="samples per figure, after one warm-up (default 5)")
     parser.add_argument("--small", action="store_true", help="scaled-down data and stack counts (a quick run)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="every scenario once at toy size, no original 0.8.4, no targets (CI: does it run?)")
     parser.add_argument("--keep", action="store_true", help="keep .cache/bench/<scenario> for inspection")
+    parser.add_argument("--work", type=Path, default=WORK,
+                        help="where the scenarios' simulators and data go (default .cache/bench)")
     parser.add_argument("--json", action="store_true", help="print the JSON document on stdout, the table on stderr")
-    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
+    parser.add_argument("--out", type=Path,
+                        help="where to write the JSON (default bench/results/latest.json; with --smoke, "
+                        "WORK/smoke.json)")
     parser.add_argument("--markdown", type=Path, metavar="JSON",
                         help="print the figures of a results file as Markdown tables (runs nothing)")
     args = parser.parse_args()
@@ -1028,7 +1109,10 @@ def main() -> int:
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}")
-    opts = Options(repeat=max(1, args.repeat), small=args.small, keep=args.keep)
+    repeat = 1 if args.smoke else max(1, args.repeat)
+    opts = Options(repeat=repeat, small=args.small, keep=args.keep, smoke=args.smoke,
+                   work=args.work.resolve())
+    out: Path = args.out or (opts.work / "smoke.json" if opts.smoke else RESULTS / "latest.json")
     chosen = args.scenarios or list(SCENARIOS)
     rows: list[Row] = []
     started = time.monotonic()
@@ -1046,25 +1130,25 @@ def main() -> int:
         if row.median_sec is not None:
             row.median_sec = round(row.median_sec, 4)
         row.samples = [round(s, 4) for s in row.samples]
-    checks = targets(rows)
+    checks = [] if opts.smoke else targets(rows)  # toy sizes: no figure means anything
     info = machine()
     info["load_average_1m"] = f"{load_before} before, {info['load_average_1m']} after"
     table = render(rows, checks, info)
     document = {
         "machine": info,
-        "options": {"repeat": opts.repeat, "small": opts.small, "scenarios": chosen},
+        "options": {"repeat": opts.repeat, "small": opts.small, "smoke": opts.smoke, "scenarios": chosen},
         "total_sec": round(time.monotonic() - started, 1),
         "rows": [asdict(r) for r in rows],
         "targets": [asdict(c) for c in checks],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
     if args.json:
         print(table, file=sys.stderr)
         print(json.dumps(document, indent=2))
     else:
         print(table)
-        print(f"\nJSON: {args.out}")
+        print(f"\nJSON: {out}")
     return 0
 
 

@@ -377,8 +377,8 @@ def _summary_line(report: DriftReport) -> str:
 
 def render_drift_text(report: DriftReport) -> str:
     """One line per stack; the reasons and field diff under each stack that is not in sync."""
-    out = [f"Drift of {len(report.stacks)} stacks, observed via {report.provider} at "
-           f"{report.observed_at}", ""]
+    out = [(f"Drift of {len(report.stacks)} stacks, observed via {report.provider} at "
+            f"{report.observed_at}"), ""]
     rows = [(s.verdict.label, s.name, s.pod_id or "-", s.config_path) for s in report.stacks]
     widths = [max([len(h)] + [len(r[i]) for r in rows])
               for i, h in enumerate(("VERDICT", "STACK", "POD"))]

@@ -141,7 +141,7 @@ def _mark(source: str, node: yaml.Node) -> SourceLocation:
 # was most of `drift` over 1,000 stacks), else the pure-Python one. Both compose nodes with
 # line/column marks, construct with SafeConstructor and raise `MarkedYAMLError`s: all that
 # `_compose` and `_build` rely on.
-_Loader: type[yaml.CSafeLoader] | type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader: type[yaml.CSafeLoader | yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _compose(text: str, source: str, values: dict[Path_, SourceLocation],

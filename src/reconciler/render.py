@@ -47,8 +47,8 @@ def _step_lines(plan: Plan, step: Step) -> list[str]:
 
 
 def render_text(plan: Plan) -> str:
-    out = [f"Stack {plan.stack.name} (key {plan.stack.key}, pods named "
-           f"{plan.stack.pod_prefix}*)"]
+    out = [(f"Stack {plan.stack.name} (key {plan.stack.key}, pods named "
+            f"{plan.stack.pod_prefix}*)")]
     if plan.stack.state_path:
         out.append(f"State {plan.stack.state_path} (serial {plan.state_serial})")
     obs = plan.observation
@@ -130,9 +130,9 @@ def render_markdown(plan: Plan) -> str:
     c = plan.cost
     out += ["", "### Cost", "", "| GPU | $/hr | source |", "|---|---|---|"]
     out += [f"| {x.gpu_type_id} | {x.hourly_usd:.2f} | {x.source} |" for x in c.candidates]
-    out += ["", f"Worst case **${c.worst_case_usd:.2f}** (${c.max_hourly_usd:.2f}/hr x "
-            f"{c.timeout_sec // 60} min), {'within' if c.within_cap else '**over**'} the cap of "
-            f"${c.cap_usd:.2f}."]
+    out += ["", (f"Worst case **${c.worst_case_usd:.2f}** (${c.max_hourly_usd:.2f}/hr x "
+                 f"{c.timeout_sec // 60} min), {'within' if c.within_cap else '**over**'} the "
+                 f"cap of ${c.cap_usd:.2f}.")]
     out += ["", "### Guards", ""] + [f"- **{g.name}**: {g.detail}" for g in plan.guards]
     if plan.warnings:
         out += ["", "### Warnings", ""] + [f"- {w}" for w in plan.warnings]

@@ -16,8 +16,17 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, StrictStr
-from pydantic import field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from reconciler.observed import CloudType
@@ -227,7 +236,7 @@ class SecretSpec(_Section):
     @field_validator("destination")
     @classmethod
     def _dest(cls, value: str) -> str:
-        if not (value.startswith("/") or value.startswith("{")):
+        if not value.startswith(("/", "{")):
             raise _fail("absolute_path", "expected an absolute path or a template such as "
                         "'{remote_repo}/.env', got '{value}'", value=value)
         return value
@@ -258,7 +267,7 @@ class SecretSpec(_Section):
 
 
 def _remote_path(value: str) -> str:
-    if not (value.startswith("/") or value.startswith("{")):
+    if not value.startswith(("/", "{")):
         raise _fail("absolute_path", "expected an absolute path or a template such as "
                     "'{remote_repo}/run.sh', got '{value}'", value=value)
     return value

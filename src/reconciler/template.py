@@ -217,7 +217,6 @@ def resolve_variables(spec: JobSpec, *, config_dir: str, home: str, run_stamp: s
         "job_name": spec.name,
         "volume_mount": spec.storage.volume_mount,
     }
-    overrides = {**(vars_file or {}), **(cli_vars or {})}
     secret_names = {k for k, v in spec.variables.items() if v.secret}
     # Raw values by precedence: --var over --vars-file over `variables:`. They are rendered in
     # dependency order, so a file variable may use a --var-only one (as the original's

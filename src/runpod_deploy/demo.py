@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _step(title: str, argv: list[str], env: dict[str, str]) -> int:
     print(f"\n$ {' '.join(shlex.quote(a) for a in argv)}    # {title}", flush=True)
-    return subprocess.run(argv, env=env, cwd=ROOT, timeout=600).returncode
+    return subprocess.run(argv, env=env, cwd=ROOT, timeout=600, check=False).returncode
 
 
 def main() -> int:
@@ -53,7 +53,8 @@ def main() -> int:
             _step("the simulator's pods and bill afterwards", [exe, "sim", "status"], env)
             return code
         finally:
-            subprocess.run([exe, "sim", "down"], env=env, cwd=ROOT, capture_output=True, timeout=60)
+            subprocess.run([exe, "sim", "down"], env=env, cwd=ROOT, capture_output=True, timeout=60,
+                           check=False)  # best effort: the scratch dir goes anyway
 
 
 if __name__ == "__main__":

@@ -76,20 +76,20 @@ class _Handler(BaseHTTPRequestHandler):
     server: SimServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     # ----- plumbing -----------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         self._dispatch("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
     @property
@@ -426,7 +426,7 @@ def _root_fields(query: str, operation_name: str | None) -> tuple[str, ...]:
         if isinstance(definition, OperationDefinitionNode) and (
                 operation_name is None or (definition.name and
                                            definition.name.value == operation_name)):
-            return tuple(getattr(sel, "name").value for sel in definition.selection_set.selections
+            return tuple(sel.name.value for sel in definition.selection_set.selections
                          if hasattr(sel, "name"))
     return ()
 

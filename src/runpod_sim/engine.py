@@ -8,7 +8,6 @@ each interface wraps it in its own error shape.
 from __future__ import annotations
 
 import collections
-
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -427,5 +426,5 @@ def _parse_deadline(value: str) -> float:
     try:
         return float(value)
     except ValueError:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(value).timestamp()
 

@@ -150,7 +150,7 @@ class Resolvers:
         pod = self.engine.get((input or {}).get("podId", ""))
         return None if pod is None else graphql_pod(pod, self._now())
 
-    def gpuTypes(self, _info: GraphQLResolveInfo,  # noqa: N802 - GraphQL field name
+    def gpuTypes(self, _info: GraphQLResolveInfo,
                  input: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         wanted = {(input or {}).get("id")} | set((input or {}).get("ids") or [])
         wanted.discard(None)
@@ -193,7 +193,7 @@ class Resolvers:
             "compliance": [], "countryCode": None, "rentalPercentage": 0.5,
         }
 
-    def dataCenters(self, _info: GraphQLResolveInfo) -> list[dict[str, Any]]:  # noqa: N802
+    def dataCenters(self, _info: GraphQLResolveInfo) -> list[dict[str, Any]]:
         return [{
             "id": dc.id, "name": dc.name, "location": dc.location, "listed": True,
             "gpuAvailability": [
@@ -203,15 +203,15 @@ class Resolvers:
                 for gpu_id, _ in dc.initial_stock],
         } for dc in catalog.DATA_CENTERS]
 
-    def countryCodes(self, _info: GraphQLResolveInfo) -> list[str]:  # noqa: N802
+    def countryCodes(self, _info: GraphQLResolveInfo) -> list[str]:
         return sorted({"RO", "US", "CA", "SE", "IS", "CZ"})
 
     # --- mutations ---
-    def podFindAndDeployOnDemand(self, _info: GraphQLResolveInfo,  # noqa: N802
+    def podFindAndDeployOnDemand(self, _info: GraphQLResolveInfo,
                                  input: dict[str, Any] | None = None) -> Any:
         return self._create(input or {}, interruptible=False)
 
-    def podRentInterruptable(self, _info: GraphQLResolveInfo,  # noqa: N802
+    def podRentInterruptable(self, _info: GraphQLResolveInfo,
                              input: dict[str, Any]) -> Any:
         return self._create(input, interruptible=True)
 
@@ -242,10 +242,10 @@ class Resolvers:
             raise _business(error) from error
         return graphql_pod(pod, self._now())
 
-    def podResume(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:  # noqa: N802
+    def podResume(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:
         return self._resume(input)
 
-    def podBidResume(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:  # noqa: N802
+    def podBidResume(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:
         return self._resume(input)
 
     def _resume(self, given: dict[str, Any]) -> Any:
@@ -258,20 +258,20 @@ class Resolvers:
             raise _business(error) from error
         return graphql_pod(pod, self._now())
 
-    def podStop(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:  # noqa: N802
+    def podStop(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:
         try:
             pod = self.engine.stop(input["podId"])
         except RunpodError as error:
             raise _business(error) from error
         return graphql_pod(pod, self._now())
 
-    def podTerminate(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> None:  # noqa: N802
+    def podTerminate(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> None:
         try:
             self.engine.terminate(input["podId"])
         except RunpodError as error:
             raise _business(error) from error
 
-    def updateUserSettings(self, info: GraphQLResolveInfo,  # noqa: N802
+    def updateUserSettings(self, info: GraphQLResolveInfo,
                            input: dict[str, Any]) -> Any:
         with self.engine.store.lock:
             if input.get("pubKey") is not None:

@@ -201,7 +201,7 @@ class Client:
         except urllib.error.HTTPError as error:
             self.malformed |= bool(error.headers.get(MALFORMED_HEADER))
             return error.code, error.read()
-        except (urllib.error.URLError, TimeoutError, socket.timeout) as error:
+        except (urllib.error.URLError, TimeoutError) as error:
             reason = getattr(error, "reason", error)
             raise Failure(f"{method} {url}: {reason}", f"{method} {url}: {reason}") from None
 
@@ -372,10 +372,10 @@ def _create(flags: dict[str, Any], client: Client) -> Any:
                       "same type")
     try:
         env = json.loads(flags["env"]) if flags["env"] else {}
-        if not isinstance(env, dict):
-            raise ValueError("not an object")
     except ValueError as error:
         raise Failure(f"invalid env json: {error}") from None
+    if not isinstance(env, dict):
+        raise Failure("invalid env json: not an object")
     centers = [c for c in flags["data-center-ids"].split(",") if c]
     ports = [p for p in flags["ports"].split(",") if p]
     if flags["compute-type"].upper() == "CPU":

@@ -125,8 +125,8 @@ def format_stale_table(pods: Sequence[StalePod]) -> str:
         month = "?" if pod.usd_per_month is None else f"{pod.usd_per_month:.2f}"
         lines.append(f"{pod.pod_id:<16} {name:<40} {gb:>6} {day:>8} {month:>8}")
     daily = sum(p.usd_per_day or 0.0 for p in pods)
-    lines += [rule, f"TOTAL: {len(pods)} pods, ${daily:.2f}/day "
-                    f"(~${daily / 24 * HOURS_PER_MONTH:.2f}/mo)"]
+    lines += [rule, (f"TOTAL: {len(pods)} pods, ${daily:.2f}/day "
+                     f"(~${daily / 24 * HOURS_PER_MONTH:.2f}/mo)")]
     return "\n".join(lines) + "\n"
 
 
@@ -548,10 +548,10 @@ def format_estimate(est: Estimate) -> str:
     lines += [
         f"  timeout:         {est.timeout_sec}s ({est.timeout_sec / 60:.1f} min)",
         f"forecast at ${est.hourly_usd:.2f}/hr:",
-        f"  spend at the deadline:          ${est.spend_at_timeout_usd:.2f} "
-        f"({'within' if est.within_cap else 'OVER'} the cap)",
-        f"  runtime the cost cap buys:      ~{est.runtime_at_cap_sec:.0f}s "
-        f"({est.runtime_at_cap_sec / 60:.0f} min)",
+        (f"  spend at the deadline:          ${est.spend_at_timeout_usd:.2f} "
+         f"({'within' if est.within_cap else 'OVER'} the cap)"),
+        (f"  runtime the cost cap buys:      ~{est.runtime_at_cap_sec:.0f}s "
+         f"({est.runtime_at_cap_sec / 60:.0f} min)"),
         "failover walk (datacenters outer, GPUs inner):",
     ]
     for c in est.walk:

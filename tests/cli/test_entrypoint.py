@@ -14,7 +14,7 @@ def _cli() -> list[str]:
 
 
 def test_help_lists_commands_and_exits_zero() -> None:
-    done = subprocess.run([*_cli(), "--help"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([*_cli(), "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert "Usage: runpod-deploy" in done.stdout
     assert "version" in done.stdout
@@ -22,13 +22,14 @@ def test_help_lists_commands_and_exits_zero() -> None:
 
 def test_python_dash_m_is_the_same_program() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "runpod_deploy", "version"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "runpod_deploy", "version"], capture_output=True, text=True, timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("runpod-deploy ")
 
 
 def test_unknown_command_is_a_usage_error_without_traceback() -> None:
-    done = subprocess.run([*_cli(), "no-such-command"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([*_cli(), "no-such-command"], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr

@@ -14,21 +14,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import A40, DATACENTER, Provider, build, pod_request, ready, wait_until
 
 from reconciler.desired import PodRequest
 from reconciler.observed import NetworkVolume, ObservedPod, PodStatus, StockStatus
 from runpod_sim import catalog as sim_catalog
 from runpod_sim.testing import Simulator
-from runtime.providers.api import ApiProvider, ApiSettings
-from runtime.providers.protocol import SnapshotReader
-from runtime.providers.runpodctl import RunpodctlProvider
 from runtime.errors import (
     CapacityError,
     HostFullError,
     ProviderAuthError,
     ProviderUnavailableError,
 )
+from runtime.providers.api import ApiProvider, ApiSettings
+from runtime.providers.protocol import SnapshotReader
+from runtime.providers.runpodctl import RunpodctlProvider
+from tests.contract.providers import (
+    A40,
+    DATACENTER,
+    Provider,
+    build,
+    pod_request,
+    ready,
+    wait_until,
+)
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 
 @dataclass(frozen=True, slots=True)

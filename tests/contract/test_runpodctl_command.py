@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import build, pod_request
 
 from runpod_sim.testing import Simulator
 from runtime.errors import ProviderProtocolError
 from runtime.providers.runpodctl import RunpodctlProvider
+from tests.contract.providers import build, pod_request
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 
 @pytest.fixture

@@ -18,14 +18,13 @@ import time
 from functools import partial
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[2] / "src")]
-
-from drift_world import GPU, World
+sys.path[:0] = [str(Path(__file__).parents[2]), str(Path(__file__).parents[2] / "src")]
 
 from runpod_deploy.api import load_stack
 from runpod_sim.testing import FAST_KNOBS, Simulator
 from runtime.drift_report import check_drift
 from runtime.providers.api import ApiProvider, ApiSettings
+from tests.drift.drift_world import GPU, World
 
 
 def main() -> None:

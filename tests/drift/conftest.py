@@ -1,5 +1,5 @@
 """Fixtures of the drift tests; the world they build is in `drift_world`."""
 
-from drift_world import golden, world
+from tests.drift.drift_world import golden, world
 
 __all__ = ["golden", "world"]

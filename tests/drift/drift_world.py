@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from golden_files import golden_in
 from reconciler.desired import PodRequest
 from reconciler.observed import CloudType, ObservedPod
 from reconciler.state import PendingKind, PendingOperation, PodRecord, StackState
@@ -23,6 +22,7 @@ from runpod_deploy.api import Stack, load_stack
 from runpod_sim.testing import Simulator
 from runtime.providers.api import ApiProvider, ApiSettings
 from runtime.statestore import StateStore
+from tests.golden_files import golden_in
 
 GOLDEN = Path(__file__).parent / "golden"
 GPU = "NVIDIA RTX A4000"

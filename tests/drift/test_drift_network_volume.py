@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from drift_world import DC, GPU, IMAGE_A, STACK_TEMPLATE, World
+import pytest
 
 from reconciler.desired import PodRequest
 from reconciler.observed import CloudType
@@ -14,6 +14,9 @@ from reconciler.state import PodRecord, StackState
 from runpod_deploy.api import Stack, load_stack
 from runtime.drift_report import check_drift
 from runtime.statestore import StateStore
+from tests.drift.drift_world import DC, GPU, IMAGE_A, STACK_TEMPLATE, World
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 
 def volume_stack(world: World, name: str, volume_name: str) -> Stack:

@@ -12,12 +12,14 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from drift_world import GPU, IMAGE_A, IMAGE_B, World, normalise
 from typer.testing import CliRunner
 
 from runpod_deploy.api import load_stack
 from runpod_deploy.cli import app
 from runtime.drift_report import check_drift
+from tests.drift.drift_world import GPU, IMAGE_A, IMAGE_B, World, normalise
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 Golden = Callable[[str, str], None]
 
@@ -75,7 +77,7 @@ def test_a_pending_create_left_by_a_killed_apply_is_pending(world: World) -> Non
 
 def test_a_pod_started_by_hand_with_a_stacks_prefix_is_an_orphan(world: World) -> None:
     world.in_sync()
-    stack, pod = world.started_by_hand()
+    _, pod = world.started_by_hand()
     code, out, _ = drift(world, "--detailed-exitcode", "--format", "json")
     assert code == 2
     report = json.loads(out)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from forensics_data import GOLDEN
 
-from golden_files import golden_in
+from tests.forensics.forensics_data import GOLDEN
+from tests.golden_files import golden_in
 
 
 @pytest.fixture

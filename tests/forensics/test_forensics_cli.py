@@ -15,7 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from forensics_data import (
+from typer.testing import CliRunner
+
+from runpod_deploy.cli import app
+from runtime.rundir import RunDirError
+from tests.forensics.forensics_data import (
     DATA,
     ORIGINAL_V1,
     ORIGINAL_V2,
@@ -24,10 +28,6 @@ from forensics_data import (
     PROJECT,
     normalise,
 )
-from typer.testing import CliRunner
-
-from runpod_deploy.cli import app
-from runtime.rundir import RunDirError
 
 Golden = Callable[[str, str], None]
 MANIFEST = "runpod_deploy_pull_manifest.json"
@@ -278,6 +278,7 @@ def test_installed_script_runs_manifest_summary_root_like_the_runner(golden: Gol
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     golden("manifest_summary_root.txt", normalise(done.stdout))
@@ -285,7 +286,8 @@ def test_installed_script_runs_manifest_summary_root_like_the_runner(golden: Gol
 
 def test_installed_script_turns_user_errors_into_one_line_and_exit_one(tmp_path: Path) -> None:
     done = subprocess.run(
-        [script(), "events", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60
+        [script(), "events", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60,
+        check=False,
     )
     assert done.returncode == 1
     assert done.stderr == f"error: run dir not found: {tmp_path / 'nope'}\n"
@@ -300,12 +302,14 @@ def test_installed_script_compare_runs_gate_and_bad_manifest(tmp_path: Path) -> 
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     torn = subprocess.run(
         [script(), "compare-runs", str(OURS_SUCCEEDED), str(tmp_path / "torn")],
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert gate.returncode == 1 and gate.stdout.startswith("diff between two manifests:")
     assert torn.returncode == 1 and "Traceback" not in torn.stderr

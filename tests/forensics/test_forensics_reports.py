@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from forensics_data import ORIGINAL_V1, ORIGINAL_V2, OURS_POD_KILLED, OURS_SUCCEEDED, PROJECT
 
 from runtime.forensics import (
     EventFilter,
@@ -23,6 +22,13 @@ from runtime.forensics import (
     walk_run_dirs,
 )
 from runtime.rundir import EventRecord, RunDirError, RunManifest, load_manifest
+from tests.forensics.forensics_data import (
+    ORIGINAL_V1,
+    ORIGINAL_V2,
+    OURS_POD_KILLED,
+    OURS_SUCCEEDED,
+    PROJECT,
+)
 
 
 def event(ts: str | None, name: str = "e", **fields: object) -> EventRecord:

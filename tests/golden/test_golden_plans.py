@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from golden_files import check_golden
 from reconciler.load import load_spec
 from reconciler.observed import (
     Catalog,
@@ -23,6 +22,7 @@ from reconciler.planner import plan
 from reconciler.render import render_json, render_markdown, render_text
 from reconciler.state import PodRecord, StackIdentity, StackState
 from reconciler.template import render_spec, resolve_variables
+from tests.golden_files import check_golden
 
 HERE = Path(__file__).parent / "cases"
 ROOT = Path(__file__).resolve().parents[2]

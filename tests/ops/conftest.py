@@ -1,5 +1,5 @@
 """Fixtures of the ops tests; the account they build is in `ops_account`."""
 
-from ops_account import account, golden
+from tests.ops.ops_account import account, golden
 
 __all__ = ["account", "golden"]

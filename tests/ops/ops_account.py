@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from golden_files import golden_in
 from reconciler.desired import PodRequest
 from reconciler.observed import CloudType, ObservedPod
 from reconciler.state import PodRecord, StackState
@@ -21,6 +20,7 @@ from runpod_deploy.cli import app
 from runpod_sim.testing import Simulator
 from runtime.providers.api import ApiProvider, ApiSettings
 from runtime.statestore import StateStore
+from tests.golden_files import golden_in
 
 GOLDEN = Path(__file__).parent / "golden"
 GPU = "NVIDIA RTX A4000"

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from ops_account import Account
 
 from reconciler.observed import ObservedPod
 from runpod_deploy.api import Stack
@@ -17,6 +16,9 @@ from runtime.executor import hostkeys_path_for
 from runtime.hostkeys import HostKeyPins
 from runtime.ops import stream_pod_log
 from runtime.ssh import SshSession
+from tests.ops.ops_account import Account
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 LOG = "/workspace/job.log"
 
@@ -51,10 +53,10 @@ def test_logs_follow_delivers_appended_lines(account: Account, sim_ssh_key: Path
     stack = account.stack()
     pod = pinned_pod_with_log(account, sim_ssh_key, stack)
     seen: list[str] = []
-    follower = threading.Thread(target=stream_pod_log, kwargs=dict(
-        state_path=stack.state_path, identity=stack.identity, provider=account.provider,
-        key_path=sim_ssh_key, log_path=LOG, lines=1, follow=True, on_line=seen.append,
-        should_stop=lambda: "DONE" in seen))
+    follower = threading.Thread(target=stream_pod_log, kwargs={
+        "state_path": stack.state_path, "identity": stack.identity, "provider": account.provider,
+        "key_path": sim_ssh_key, "log_path": LOG, "lines": 1, "follow": True,
+        "on_line": seen.append, "should_stop": lambda: "DONE" in seen})
     follower.start()
     deadline = time.monotonic() + 30
     while not seen and time.monotonic() < deadline:  # the history first, then the appends

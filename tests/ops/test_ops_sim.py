@@ -7,10 +7,12 @@ import json
 from collections.abc import Callable
 
 import pytest
-from ops_account import GPU, Account
 
 from reconciler.state import PendingKind, PendingOperation
 from runtime.statestore import StateStore
+from tests.ops.ops_account import GPU, Account
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 Golden = Callable[[str, str], None]
 

@@ -13,6 +13,7 @@ from reconciler.load import load_spec
 from reconciler.observed import Catalog, CloudType, GpuPrice, Observation, ObservedPod, PodStatus
 from reconciler.plan import Plan, PlanOptions, Reason, StepKind
 from reconciler.planner import plan
+from reconciler.spec import JobSpec
 from reconciler.state import PendingKind, PendingOperation, PodRecord, StackIdentity, StackState
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -230,7 +231,7 @@ def outcome(p: Plan, state: StackState, pods: tuple[ObservedPod, ...]
     return state.evolve(pod=record, pending=None, serial=state.serial + 1), tuple(world.values())
 
 
-SPEC_NOW: list = [SPEC]
+SPEC_NOW: list[JobSpec] = [SPEC]
 
 
 @settings(max_examples=150, deadline=None)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from reconciler.diagnostics import Severity, SpecError
 from reconciler.load import load_spec, load_spec_report, parse_var_assignment, parse_vars_file
@@ -38,15 +39,21 @@ def _cases() -> list[Path]:
     return sorted(BAD.glob("*.yaml"))
 
 
-def test_there_are_at_least_30_bad_stacks() -> None:
-    assert len(_cases()) >= 30
+def test_every_bad_stack_states_the_error_it_expects() -> None:
+    """The cases below check what each file's `# expect:` header says; a file without one (or
+    a glob that found nothing) would check nothing."""
+    cases = _cases()
+    assert len(cases) >= 30
+    stated = re.compile(r"^# expect: \S", re.MULTILINE)
+    unstated = [p.name for p in cases if not stated.search(p.read_text())]
+    assert unstated == []
 
 
 @pytest.mark.parametrize("path", _cases(), ids=lambda p: p.stem)
 def test_bad_stack_gives_a_located_error(path: Path) -> None:
     text = path.read_text()
-    expect = re.search(r"^# expect: (.*)$", text, re.M).group(1)  # type: ignore[union-attr]
-    field = re.search(r"^# field: (.*)$", text, re.M)
+    expect = re.search(r"^# expect: (.*)$", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    field = re.search(r"^# field: (.*)$", text, re.MULTILINE)
     with pytest.raises(SpecError) as caught:
         load_spec(text, source=str(path))
     diagnostics = [d for d in caught.value.diagnostics if d.severity is Severity.ERROR]
@@ -73,10 +80,15 @@ def test_positions_point_at_the_value() -> None:
 
 
 def test_all_errors_are_reported_together() -> None:
+    """Two unrelated mistakes: both come back from one load, each at its own place."""
     text = (BAD / "unknown_pod_key.yaml").read_text().replace("volume_gb: 10", "volume_gb: 0")
     with pytest.raises(SpecError) as caught:
         load_spec(text, source="s.yaml")
-    assert len(caught.value.diagnostics) == 2
+    found = sorted((d.location.line if d.location else 0, d.field_path, d.severity)
+                   for d in caught.value.diagnostics)
+    assert found == [(7, "pod.gpu_ordr", Severity.ERROR), (10, "storage", Severity.ERROR)]
+    assert "unknown key 'gpu_ordr'" in str(caught.value)
+    assert "volume_gb must be a positive integer" in str(caught.value)
 
 
 def test_legacy_stop_maps_to_lifecycle_with_a_warning() -> None:
@@ -108,7 +120,7 @@ def test_defaults_match_the_original() -> None:
     assert spec.telemetry.sample_interval_sec == 30
     assert spec.ssh.key_path == "~/.ssh/id_ed25519"
     assert spec.storage.volume_mount == "/workspace"
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         spec.name = "y"  # type: ignore[misc]
 
 

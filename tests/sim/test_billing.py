@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Clients
+from tests.sim.clients import Clients
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 
 def test_billing_running_then_stopped(clients: Clients) -> None:

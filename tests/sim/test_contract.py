@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from conftest import A4000, Clients, wait_for
+import pytest
+
+from tests.sim.clients import A4000, Clients, wait_for
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 POD_FIELDS = ("id name desiredStatus imageName gpuCount costPerHr ports env volumeInGb "
               "machine { podHostId gpuDisplayName } runtime { ports { ip isIpPublic privatePort "

@@ -8,8 +8,10 @@ import time
 import pytest
 import requests
 
-from conftest import A4000, Clients, wait_for
 from runpod_sim.control import ControlError
+from tests.sim.clients import A4000, Clients, wait_for
+
+pytestmark = pytest.mark.sim  # every test here starts the simulator
 
 NO_INSTANCES = ("There are no longer any instances available with the requested specifications. "
                 "Please refresh and try again.")

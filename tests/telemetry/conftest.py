@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from telemetry_shell import FAKE_NVIDIA_SMI, FAKE_PYTHON3, FakeBin, LocalShell
+
+from tests.telemetry.telemetry_shell import FAKE_NVIDIA_SMI, FAKE_PYTHON3, FakeBin, LocalShell
 
 
 @pytest.fixture

@@ -98,7 +98,8 @@ class LocalShell:
         self.commands.append(command)
         try:
             completed = subprocess.run(
-                ["bash", "-c", command], capture_output=True, timeout=timeout, env=dict(self.env)
+                ["bash", "-c", command], capture_output=True, timeout=timeout, env=dict(self.env),
+                check=False,  # the exit status is the result; `check` is ours, below
             )
         except subprocess.TimeoutExpired:
             raise SshError(f"remote command timed out after {timeout}s") from None

@@ -10,12 +10,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from telemetry_shell import BROKEN_NVIDIA_SMI, FakeBin, LocalResult, LocalShell, wait_until
 
 from runtime.clock import SystemClock
 from runtime.errors import SshError
 from runtime.rundir import MetricsLog, load_metrics
 from runtime.telemetry import MetricsSampler
+from tests.telemetry.telemetry_shell import (
+    BROKEN_NVIDIA_SMI,
+    FakeBin,
+    LocalResult,
+    LocalShell,
+    wait_until,
+)
 
 STAMP = datetime(2026, 5, 13, 12, 0, tzinfo=UTC)
 GPU_KEYS = {"gpu_util_pct", "gpu_mem_used_mb", "gpu_mem_total_mb", "gpu_temp_c", "gpu_ecc_errors"}

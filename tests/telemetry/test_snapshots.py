@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from telemetry_shell import BROKEN_NVIDIA_SMI, FakeBin, LocalResult, LocalShell
 
 from reconciler.observed import ObservedPod, PodStatus, SshEndpoint
 from reconciler.spec import Telemetry
 from runtime.errors import SshError
 from runtime.telemetry import REDACTED, SnapshotPhase, capture_snapshots
+from tests.telemetry.telemetry_shell import BROKEN_NVIDIA_SMI, FakeBin, LocalResult, LocalShell
 
 POD = ObservedPod(
     pod_id="pod-abc123",

@@ -22,13 +22,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[2] / "src")]
-
-from transport_sshd import SshServer, keygen
+sys.path[:0] = [str(Path(__file__).parents[2]), str(Path(__file__).parents[2] / "src")]
 
 from runtime.hostkeys import HostKeyPins, write_known_hosts
 from runtime.rsync import Rsync
 from runtime.ssh import SshSession
+from tests.transport.transport_sshd import SshServer, keygen
 
 
 def _timed(action: Callable[[], object]) -> float:

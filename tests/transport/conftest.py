@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from transport_sshd import SshServer, keygen
 
 from runtime.hostkeys import HostKeyPins
 from runtime.ssh import SshSession
+from tests.transport.transport_sshd import SshServer, keygen
 
 
 @pytest.fixture(scope="session")

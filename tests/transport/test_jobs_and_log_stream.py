@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from transport_sshd import SshServer
 
 from runtime.errors import SshError
 from runtime.ssh import FollowResult, SshSession
+from tests.transport.transport_sshd import SshServer
 
 OpenSession = Callable[..., SshSession]
 

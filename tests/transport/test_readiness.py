@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from transport_sshd import SshServer, free_port, keygen
 
 from runtime.errors import SshError
 from runtime.hostkeys import HostKeyPins
 from runtime.ssh import ReadinessAttempt, ReadinessStage, SshSession
+from tests.transport.transport_sshd import SshServer, free_port, keygen
 
 
 class SilentListener:

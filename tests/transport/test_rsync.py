@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from transport_sshd import SshServer
 
 from runtime.errors import RsyncError
 from runtime.rsync import DEFAULT_STAGING_EXCLUDES, Rsync, worth_compressing
 from runtime.ssh import SshSession
+from tests.transport.transport_sshd import SshServer
 
 OpenSession = Callable[..., SshSession]
 

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from transport_sshd import SshServer
 
 from runtime.errors import RemoteCommandError, SshError, SshHostKeyMismatchError
 from runtime.hostkeys import HostKeyPins
 from runtime.ssh import SshSession
+from tests.transport.transport_sshd import SshServer
 
 OpenSession = Callable[..., SshSession]
 

@@ -30,18 +30,19 @@ POD_FIELDS = """
   runtime { uptimeInSeconds ports { ip isIpPublic privatePort publicPort type } }
 """
 
-LIST_PODS = "query listPods { myself { pods { %s } } }" % POD_FIELDS
-GET_POD = "query getPod($input: PodFilter!) { pod(input: $input) { %s } }" % POD_FIELDS
+LIST_PODS = "query listPods { myself { pods { " + POD_FIELDS + " } } }"
+GET_POD = "query getPod($input: PodFilter!) { pod(input: $input) { " + POD_FIELDS + " } }"
 CREATE_ON_DEMAND = (
     "mutation createPod($input: PodFindAndDeployOnDemandInput!) "
-    "{ podFindAndDeployOnDemand(input: $input) { %s } }" % POD_FIELDS
+    "{ podFindAndDeployOnDemand(input: $input) { " + POD_FIELDS + " } }"
 )
 CREATE_SPOT = (
     "mutation createSpotPod($input: PodRentInterruptableInput!) "
-    "{ podRentInterruptable(input: $input) { %s } }" % POD_FIELDS
+    "{ podRentInterruptable(input: $input) { " + POD_FIELDS + " } }"
 )
 RESUME_POD = (
-    "mutation resumePod($input: PodResumeInput!) { podResume(input: $input) { %s } }" % POD_FIELDS
+    "mutation resumePod($input: PodResumeInput!) { podResume(input: $input) { "
+    + POD_FIELDS + " } }"
 )
 STOP_POD = "mutation stopPod($input: PodStopInput!) { podStop(input: $input) { id desiredStatus } }"
 TERMINATE_POD = "mutation terminatePod($input: PodTerminateInput!) { podTerminate(input: $input) }"
@@ -63,7 +64,7 @@ def snapshot_document(*, with_catalog: bool, with_network_volumes: bool) -> str:
             " communitySpotPrice }"
             " dataCenters { id name location gpuAvailability { gpuTypeId stockStatus } }"
         )
-    return "query snapshot { myself { pods { %s }%s }%s }" % (POD_FIELDS, volumes, catalog)
+    return "query snapshot { myself { pods { " + POD_FIELDS + " }" + volumes + " }" + catalog + " }"
 
 
 CATALOG = """
