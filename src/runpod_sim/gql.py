@@ -116,6 +116,8 @@ type Mutation {
 SCHEMA = build_schema(SDL)
 PUBLIC_FIELDS = frozenset({"gpuTypes", "dataCenters", "countryCodes"})
 """Root fields RunPod answers without an API key (gpuhunt relies on it)."""
+POD_SCOPED_FIELDS = frozenset({"pod", "podStop", "podTerminate"})
+"""Root fields a pod-scoped key may use, and then only on its own pod."""
 
 
 def _business(error: RunpodError) -> GraphQLError:
@@ -125,8 +127,16 @@ def _business(error: RunpodError) -> GraphQLError:
 class Resolvers:
     """The root value: graphql-core calls these by field name (the default resolver)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, pod_scope: str | None = None) -> None:
         self.engine = engine
+        self.pod_scope = pod_scope
+
+    def _check_scope(self, pod_id: str) -> None:
+        """A pod-scoped key acts on its own pod only (the account key on any)."""
+        if self.pod_scope is not None and pod_id.lower() != self.pod_scope:
+            raise GraphQLError(f"forbidden: this API key is scoped to pod {self.pod_scope}; "
+                               "it may only read, stop or terminate that pod",
+                               extensions={"code": "FORBIDDEN"})
 
     def _now(self) -> float:
         return self.engine.store.now()
@@ -147,10 +157,11 @@ class Resolvers:
         }
 
     def pod(self, _info: GraphQLResolveInfo, input: dict[str, Any] | None = None) -> Any:
+        self._check_scope((input or {}).get("podId", ""))
         pod = self.engine.get((input or {}).get("podId", ""))
         return None if pod is None else graphql_pod(pod, self._now())
 
-    def gpuTypes(self, _info: GraphQLResolveInfo,  # noqa: N802 - GraphQL field name
+    def gpuTypes(self, _info: GraphQLResolveInfo,
                  input: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         wanted = {(input or {}).get("id")} | set((input or {}).get("ids") or [])
         wanted.discard(None)
@@ -193,7 +204,7 @@ class Resolvers:
             "compliance": [], "countryCode": None, "rentalPercentage": 0.5,
         }
 
-    def dataCenters(self, _info: GraphQLResolveInfo) -> list[dict[str, Any]]:  # noqa: N802
+    def dataCenters(self, _info: GraphQLResolveInfo) -> list[dict[str, Any]]:
         return [{
             "id": dc.id, "name": dc.name, "location": dc.location, "listed": True,
             "gpuAvailability": [
@@ -203,15 +214,15 @@ class Resolvers:
                 for gpu_id, _ in dc.initial_stock],
         } for dc in catalog.DATA_CENTERS]
 
-    def countryCodes(self, _info: GraphQLResolveInfo) -> list[str]:  # noqa: N802
+    def countryCodes(self, _info: GraphQLResolveInfo) -> list[str]:
         return sorted({"RO", "US", "CA", "SE", "IS", "CZ"})
 
     # --- mutations ---
-    def podFindAndDeployOnDemand(self, _info: GraphQLResolveInfo,  # noqa: N802
+    def podFindAndDeployOnDemand(self, _info: GraphQLResolveInfo,
                                  input: dict[str, Any] | None = None) -> Any:
         return self._create(input or {}, interruptible=False)
 
-    def podRentInterruptable(self, _info: GraphQLResolveInfo,  # noqa: N802
+    def podRentInterruptable(self, _info: GraphQLResolveInfo,
                              input: dict[str, Any]) -> Any:
         return self._create(input, interruptible=True)
 
@@ -242,10 +253,10 @@ class Resolvers:
             raise _business(error) from error
         return graphql_pod(pod, self._now())
 
-    def podResume(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:  # noqa: N802
+    def podResume(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:
         return self._resume(input)
 
-    def podBidResume(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:  # noqa: N802
+    def podBidResume(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:
         return self._resume(input)
 
     def _resume(self, given: dict[str, Any]) -> Any:
@@ -258,20 +269,22 @@ class Resolvers:
             raise _business(error) from error
         return graphql_pod(pod, self._now())
 
-    def podStop(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:  # noqa: N802
+    def podStop(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:
+        self._check_scope(input["podId"])
         try:
             pod = self.engine.stop(input["podId"])
         except RunpodError as error:
             raise _business(error) from error
         return graphql_pod(pod, self._now())
 
-    def podTerminate(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> None:  # noqa: N802
+    def podTerminate(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> None:
+        self._check_scope(input["podId"])
         try:
             self.engine.terminate(input["podId"])
         except RunpodError as error:
             raise _business(error) from error
 
-    def updateUserSettings(self, info: GraphQLResolveInfo,  # noqa: N802
+    def updateUserSettings(self, info: GraphQLResolveInfo,
                            input: dict[str, Any]) -> Any:
         with self.engine.store.lock:
             if input.get("pubKey") is not None:
@@ -281,9 +294,10 @@ class Resolvers:
 
 
 def execute(engine: Engine, query: str, variables: dict[str, Any] | None,
-            operation_name: str | None) -> tuple[int, dict[str, Any]]:
-    """Run one GraphQL request; returns the HTTP status and body RunPod would send."""
-    result = graphql_sync(SCHEMA, query, root_value=Resolvers(engine),
+            operation_name: str | None, *, pod_scope: str | None = None) -> tuple[int, dict[str, Any]]:
+    """Run one GraphQL request; returns the HTTP status and body RunPod would send.
+    `pod_scope`: the request carries that pod's pod-scoped key."""
+    result = graphql_sync(SCHEMA, query, root_value=Resolvers(engine, pod_scope),
                           variable_values=variables, operation_name=operation_name)
     errors = result.errors or []
     if any(isinstance(error.original_error, CreatedButFailed) for error in errors):

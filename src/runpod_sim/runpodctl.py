@@ -201,7 +201,7 @@ class Client:
         except urllib.error.HTTPError as error:
             self.malformed |= bool(error.headers.get(MALFORMED_HEADER))
             return error.code, error.read()
-        except (urllib.error.URLError, TimeoutError, socket.timeout) as error:
+        except (urllib.error.URLError, TimeoutError) as error:
             reason = getattr(error, "reason", error)
             raise Failure(f"{method} {url}: {reason}", f"{method} {url}: {reason}") from None
 
