@@ -31,7 +31,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,14 +283,16 @@ class Hosts:
         script.chmod(0o755)
 
     def _install_runpodctl(self, bin_dir: Path, api_url: str) -> None:
-        """runpodctl on the pod's PATH, as every RunPod pod has it: ours, pointed at the
-        simulator by default (the key comes from the caller's environment, as on RunPod)."""
+        """runpodctl on the pod's PATH, as every RunPod pod has it: ours (stdlib only, run by
+        the pod's python3 as the fake nvidia-smi is), pointed at the simulator by default; the
+        key comes from the caller's environment, as on RunPod."""
+        shutil.copyfile(Path(__file__).with_name("runpodctl.py"), bin_dir / "runpodctl.py")
         lines = ["#!/bin/sh"]
         if api_url:
             lines += [f': "${{RUNPOD_API_URL:={api_url}/v1}}"',
                       f': "${{RUNPOD_GRAPHQL_URL:={api_url}/graphql}}"',
                       "export RUNPOD_API_URL RUNPOD_GRAPHQL_URL"]
-        lines.append(f'exec {sys.executable} -m runpod_sim.runpodctl "$@"')
+        lines.append(f'exec /usr/bin/env python3 {POD_RUN_DIR}/bin/runpodctl.py "$@"')
         shim = bin_dir / "runpodctl"
         shim.write_text("\n".join(lines) + "\n")
         shim.chmod(0o755)
