@@ -291,7 +291,7 @@ class Engine:
                 kill_after = self.state.knobs.scaled(
                     float(fault.get("kill_after_sec", RECLAIM_KILL_AFTER_SEC)))
                 if pod.ns_pid is not None and kill_after > 0:
-                    self.hosts.terminate_processes(pod.ns_pid)
+                    self.hosts.terminate_processes(pod.id, pod.ns_pid)
                     self._take_down(pod, release_gpus=False, kill=False)
                     pod.reclaim_kill_at = now + kill_after
                 else:
@@ -490,5 +490,5 @@ def _parse_deadline(value: str) -> float:
     try:
         return float(value)
     except ValueError:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(value).timestamp()
 

@@ -40,6 +40,8 @@ from runpod_sim import catalog
 SSHD = "/usr/sbin/sshd"
 POD_RUN_DIR = "/run/runpod-sim-pod"
 _POD_MARKER_ENV = "RUNPOD_SIM_POD_DIR"
+_RECLAIMED = "reclaimed"
+"""Written into the pod's run dir when a reclaim's SIGTERM goes out: the init waits for the kill."""
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -140,8 +142,10 @@ class Hosts:
             f"mount --bind {root} /root",
             f"mount --bind {tmp} /tmp",
             # Not `exec`: sshd rewrites its own environ (setproctitle), so PID 1 stays a shell
-            # whose /proc/1/environ is the container's; `wait` also reaps orphaned jobs.
-            f"{{ {SSHD} -D -e -f {POD_RUN_DIR}/sshd_config & wait $!; }}",
+            # whose /proc/1/environ is the container's; `wait` also reaps orphaned jobs. In a
+            # reclaim sshd gets SIGTERM like the rest, and the init outlives it till the kill.
+            (f"{{ {SSHD} -D -e -f {POD_RUN_DIR}/sshd_config & wait $!; "
+             f"while [ -e {POD_RUN_DIR}/{_RECLAIMED} ]; do sleep 0.1; done; }}"),
         ])
         log = (self.pod_dir(spec.pod_id) / "sshd.log").open("ab")
         proc = subprocess.Popen(
@@ -218,13 +222,12 @@ class Hosts:
         return [pid for pid in self._namespace_pids(ns_pid)
                 if _comm(pid) == "sshd" and _parent_pid(pid) != ns_pid]
 
-    def terminate_processes(self, ns_pid: int) -> int:
-        """SIGTERM every process of the pod but its init and listening sshd, as a reclaim
-        does (the kill follows later, `kill`). Returns how many were signalled."""
+    def terminate_processes(self, pod_id: str, ns_pid: int) -> int:
+        """SIGTERM every process of the pod but its init, as a reclaim does; the init stays
+        (without sshd) until the kill that follows (`stop`). Returns how many were signalled."""
+        (self.pod_dir(pod_id) / "container" / "run" / _RECLAIMED).touch()
         signalled = 0
         for pid in self._namespace_pids(ns_pid):
-            if _comm(pid) == "sshd" and _parent_pid(pid) == ns_pid:
-                continue
             try:
                 os.kill(pid, signal.SIGTERM)
                 signalled += 1

@@ -28,7 +28,7 @@ class Clients:
         self.http.headers["Authorization"] = f"Bearer {sim.api_key}"
 
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["runpodctl", *args], env=self.sim.env, capture_output=True,
+        done = subprocess.run(["runpodctl", *args], env=self.sim.env, check=False, capture_output=True,
                               text=True, timeout=60)
         if check:
             assert done.returncode == 0, done.stderr
@@ -72,7 +72,7 @@ class Clients:
     def ssh_port(self, port: int, command: str,
                  check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([*self.ssh_argv(port), "root@127.0.0.1", command],
-                              capture_output=True, text=True, timeout=30)
+                              check=False, capture_output=True, text=True, timeout=30)
         if check:
             assert done.returncode == 0, done.stderr
         return done

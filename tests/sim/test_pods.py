@@ -73,16 +73,16 @@ def test_stop_kills_every_pod_process_and_resume_brings_a_new_host_key(clients: 
     pod_id = clients.create()
     port = clients.wait_ssh(pod_id)
     first_key = subprocess.run(["ssh-keyscan", "-p", str(port), "-t", "ed25519", "127.0.0.1"],
-                               capture_output=True, text=True).stdout.split()[-1]
+                               check=False, capture_output=True, text=True).stdout.split()[-1]
     token = str(1000 + os.getpid() % 8000)
     clients.ssh_port(port, f"(nohup sleep {token} >/dev/null 2>&1 &)")
     clients.ctl("pod", "stop", pod_id)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-eo", "args"], check=False, capture_output=True, text=True).stdout
     assert f"sleep {token}" not in ps
     clients.ctl("pod", "start", pod_id)
     port = clients.wait_ssh(pod_id)
     second_key = subprocess.run(["ssh-keyscan", "-p", str(port), "-t", "ed25519", "127.0.0.1"],
-                                capture_output=True, text=True).stdout.split()[-1]
+                                check=False, capture_output=True, text=True).stdout.split()[-1]
     assert first_key != second_key
 
 
@@ -112,7 +112,7 @@ def test_a_restarted_simulator_brings_running_pods_back(clients: Clients) -> Non
     clients.ssh(pod_id, "echo kept > /workspace/f")
     clients.sim.stop()
     assert subprocess.run(["pgrep", "-f", str(clients.sim.home / "pods")],
-                          capture_output=True).returncode == 1
+                          check=False, capture_output=True).returncode == 1
     clients.sim = Simulator.start(clients.sim.home)
     assert clients.ssh(pod_id, "cat /workspace/f").stdout == "kept\n"
 
