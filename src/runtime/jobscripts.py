@@ -114,6 +114,8 @@ def _self_stop_body(
 
     The key is read into a variable and handed to runpodctl through its environment, never on
     a command line or in the log; runpodctl's answer (which echoes the pod's env) goes nowhere.
+    `pod stop` is runpodctl v2's; an image with a v1.x runpodctl knows only `stop pod` (which
+    v2 keeps, hidden), so that is tried next.
     """
     if grace_sec < 0:
         raise ValueError(f"self_stop_after_sec must be 0 or more, not {grace_sec}")
@@ -138,6 +140,8 @@ def _self_stop_body(
         f'stopping pod $pod (runpodctl pod stop)" >> {q_log}; '
         f"for try in 1 2 3; do "
         f'RUNPOD_API_KEY="$key" runpodctl pod stop "$pod" > /dev/null 2> {q_control}/self_stop.err '
+        f"&& exit 0; "
+        f'RUNPOD_API_KEY="$key" runpodctl stop pod "$pod" > /dev/null 2>> {q_control}/self_stop.err '
         f"&& exit 0; sleep {poll}; done; "
         f'echo "{SELF_STOP_MARKER} stopping pod $pod failed: $(tail -n 1 {q_control}/self_stop.err)" >> {q_log}; '
         f"exit 1"

@@ -101,9 +101,20 @@ def test_a_failing_stop_is_retried_then_reported(pod: dict[str, Path]) -> None:
         f'#!/bin/sh\necho "$*" >> {pod["calls"]}\necho \'{{"error":"failed to stop pod: 403"}}\' >&2\nexit 1\n')
     _launch(pod, "exit 0\n", self_stop_after_sec=0, self_stop_poll_sec=0.1)
     _wait_gone(pod["control"] / "self_stop.pid")
-    assert pod["calls"].read_text().splitlines() == [f"pod stop {POD_ID}"] * 3
+    assert pod["calls"].read_text().splitlines() == [f"pod stop {POD_ID}", f"stop pod {POD_ID}"] * 3
     assert f'{jobscripts.SELF_STOP_MARKER} stopping pod {POD_ID} failed: {{"error":"failed to stop pod: 403"}}' \
         in pod["log"].read_text()
+
+
+def test_a_v1_runpodctl_is_asked_with_its_verb_noun_command(pod: dict[str, Path]) -> None:
+    (pod["bin"] / "runpodctl").write_text(
+        f'#!/bin/sh\necho "$* key=$RUNPOD_API_KEY" >> {pod["calls"]}\n'
+        '[ "$1" = stop ] || { echo "Error: unknown command \\"pod\\" for \\"runpodctl\\"" >&2; exit 1; }\n')
+    _launch(pod, "exit 0\n", self_stop_after_sec=0, self_stop_poll_sec=0.1)
+    _wait_gone(pod["control"] / "self_stop.pid")
+    assert pod["calls"].read_text().splitlines() == [f"pod stop {POD_ID} key={POD_KEY}",
+                                                     f"stop pod {POD_ID} key={POD_KEY}"]
+    assert "failed" not in pod["log"].read_text()
 
 
 def test_no_pod_id_anywhere_is_reported_not_guessed(pod: dict[str, Path]) -> None:
