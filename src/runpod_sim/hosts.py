@@ -148,9 +148,10 @@ class Hosts:
              f"while [ -e {POD_RUN_DIR}/{_RECLAIMED} ]; do sleep 0.1; done; }}"),
         ])
         log = (self.pod_dir(spec.pod_id) / "sshd.log").open("ab")
+        # The marker names the pod on the host side (`unshare`'s environ), not in the container.
         proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
-             "--mount-proc", "sh", "-c", script],
+             "--mount-proc", "env", "-u", _POD_MARKER_ENV, "sh", "-c", script],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             env={**spec.environment, "PATH": _DEFAULT_PATH,
                  _POD_MARKER_ENV: str(self.pod_dir(spec.pod_id))},

@@ -28,14 +28,17 @@ def container_env(clients: Clients, pod_id: str) -> dict[str, str]:
 def test_the_pod_id_and_a_pod_scoped_key_are_in_the_container_env_not_the_ssh_session(
     clients: Clients,
 ) -> None:
-    pod_id = clients.create(name="envtest")
+    pod_id = clients.create("--env", '{"MY_SETTING": "from the create"}', name="envtest")
     env = container_env(clients, pod_id)
+    assert env["MY_SETTING"] == "from the create"
     assert env["RUNPOD_POD_ID"] == pod_id
     assert env["RUNPOD_API_KEY"] and env["RUNPOD_API_KEY"] != clients.sim.api_key
     assert env["RUNPOD_PUBLIC_IP"] == "127.0.0.1"
     assert env["RUNPOD_TCP_PORT_22"] == str(clients.wait_ssh(pod_id))
+    assert not [name for name in env if name.startswith("RUNPOD_SIM")], "simulator internals leak"
     session = clients.ssh(pod_id, "env").stdout
     assert "RUNPOD_POD_ID" not in session and "RUNPOD_API_KEY" not in session
+    assert "MY_SETTING" not in session
     assert clients.ssh(pod_id, "command -v runpodctl").stdout.strip() == \
         "/run/runpod-sim-pod/bin/runpodctl"
 
