@@ -121,14 +121,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
         data = b"" if body is None else (json.dumps(body, separators=(",", ":")) + "\n").encode()
-        self.send_response(status)
-        if body is not None:
-            self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in self.extra_headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            if body is not None:
+                self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in self.extra_headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The caller is gone: a pod that stopped itself took its runpodctl down with it.
+            self.close_connection = True
 
     def _presented_key(self) -> str | None:
         header = self.headers.get("Authorization") or ""
