@@ -66,6 +66,7 @@ def launch_command(
     self_stop_after_sec: int | None = None,
     self_stop_poll_sec: float = DEFAULT_SELF_STOP_POLL_SEC,
     container_env_path: str = CONTAINER_ENV_PATH,
+    durable_exit_code_path: str | None = None,
 ) -> str:
     """Start `bash script_path` detached, output appended to `log_path`; prints the pid.
 
@@ -73,6 +74,9 @@ def launch_command(
     be mistaken for this run's. `exit_code` is written by the wrapper after the script ends.
     The job sees `RUNPOD_DEPLOY_ATTEMPT=<attempt>`. With `self_stop_after_sec`, the self-stop
     waiter is armed (see the module docstring); it checks its files every `self_stop_poll_sec`.
+    `durable_exit_code_path` (on the volume) gets a copy of the exit code, by the wrapper and
+    by the waiter before it stops the pod, since a stop wipes the control dir with the
+    container disk; `status_command` reads it when the control dir is gone.
     """
     if attempt < 1:
         raise ValueError(f"attempt must be 1 or more, not {attempt}")
@@ -81,9 +85,15 @@ def launch_command(
     runner = f"{env_prefix} {ATTEMPT_VARIABLE}={int(attempt)} bash {q_script}".strip()
     # The wrapper handles TERM (a handled trap is reset in children, so the job still gets it)
     # and so outlives its job long enough to record the job's exit status.
+    durable = ""
+    forget_durable = ""
+    if durable_exit_code_path is not None:
+        durable = f"; {_copy_exit_code(control_dir, durable_exit_code_path)}"
+        forget_durable = f"rm -f {shlex.quote(durable_exit_code_path)}; "
     wrapper = (
         f"trap true TERM; {runner} >> {q_log} 2>&1 < /dev/null; "
         f"echo $? > {q_control}/exit_code.tmp && mv {q_control}/exit_code.tmp {q_control}/exit_code"
+        f"{durable}"
     )
     self_stop = ""
     if self_stop_after_sec is not None:
@@ -93,6 +103,7 @@ def launch_command(
             grace_sec=self_stop_after_sec,
             poll_sec=self_stop_poll_sec,
             container_env_path=container_env_path,
+            durable_exit_code_path=durable_exit_code_path,
         )
         self_stop = (
             f"setsid nohup bash -c {shlex.quote(waiter)} > /dev/null 2>&1 < /dev/null & "
@@ -100,15 +111,28 @@ def launch_command(
         )
     return (
         f"set -e; mkdir -p {q_control} \"$(dirname {q_log})\"; "
-        f"rm -f {q_control}/exit_code {q_finished}; "
+        f"rm -f {q_control}/exit_code {q_finished}; {forget_durable}"
         f": > {q_log}; {self_stop}"
         f"setsid nohup bash -c {shlex.quote(wrapper)} > /dev/null 2>&1 < /dev/null & "
         f"echo $! > {q_control}/pid; cat {q_control}/pid"
     )
 
 
+def _copy_exit_code(control_dir: str, durable_path: str) -> str:
+    """Copy the control dir's exit code to `durable_path` (atomically, next to it)."""
+    q_code = shlex.quote(posixpath.join(control_dir, "exit_code"))
+    q_durable, q_tmp = shlex.quote(durable_path), shlex.quote(durable_path + ".tmp")
+    return (f'mkdir -p "$(dirname {q_durable})" && cp {q_code} {q_tmp} && mv {q_tmp} {q_durable}')
+
+
 def _self_stop_body(
-    *, control_dir: str, log_path: str, grace_sec: int, poll_sec: float, container_env_path: str
+    *,
+    control_dir: str,
+    log_path: str,
+    grace_sec: int,
+    poll_sec: float,
+    container_env_path: str,
+    durable_exit_code_path: str | None = None,
 ) -> str:
     """The self-stop waiter's script: wait for the job's end, then for a client, then stop.
 
@@ -131,7 +155,10 @@ def _self_stop_body(
         f"end=$(( $(date +%s) + {grace} )); "
         f"while [ $(date +%s) -lt $end ]; do [ -e {q_finished} ] && exit 0; sleep {poll}; done; "
         f"[ -e {q_finished} ] && exit 0; "
-        f"container_env() {{ tr '\\0' '\\n' < {q_env} 2>/dev/null | sed -n \"s/^$1=//p\" | head -n 1; }}; "
+        + (f"[ -e {shlex.quote(durable_exit_code_path)} ] || "
+           f"{{ {_copy_exit_code(control_dir, durable_exit_code_path)}; }}; "
+           if durable_exit_code_path is not None else "")
+        + f"container_env() {{ tr '\\0' '\\n' < {q_env} 2>/dev/null | sed -n \"s/^$1=//p\" | head -n 1; }}; "
         f"pod=$(container_env RUNPOD_POD_ID); key=$(container_env RUNPOD_API_KEY); "
         f'pod=${{pod:-$RUNPOD_POD_ID}}; key=${{key:-$RUNPOD_API_KEY}}; '
         f'if [ -z "$pod" ]; then echo "{SELF_STOP_MARKER} cannot stop the pod: no RUNPOD_POD_ID '
@@ -170,13 +197,18 @@ def watchdog_command(*, control_dir: str, log_path: str, deadline_sec: int, grac
     )
 
 
-def status_command(*, control_dir: str) -> str:
-    """Print `running`, `exited <code>` or `unknown` for the job of this control dir."""
+def status_command(*, control_dir: str, durable_exit_code_path: str | None = None) -> str:
+    """Print `running`, `exited <code>` or `unknown` for the job of this control dir; with
+    `durable_exit_code_path`, a job whose control dir went with a stop is still `exited`."""
     q_control = shlex.quote(control_dir)
+    durable = ""
+    if durable_exit_code_path is not None:
+        q_durable = shlex.quote(durable_exit_code_path)
+        durable = f"elif [ -e {q_durable} ]; then echo exited $(cat {q_durable}); "
     return (
         f"if [ -e {q_control}/exit_code ]; then echo exited $(cat {q_control}/exit_code); "
         f"elif [ -e {q_control}/pid ] && kill -0 $(cat {q_control}/pid) 2>/dev/null; then echo running; "
-        f"else echo unknown; fi"
+        f"{durable}else echo unknown; fi"
     )
 
 

@@ -125,6 +125,34 @@ def test_no_pod_id_anywhere_is_reported_not_guessed(pod: dict[str, Path]) -> Non
     assert "cannot stop the pod: no RUNPOD_POD_ID" in pod["log"].read_text()
 
 
+def test_the_exit_code_outlives_the_control_dir_when_asked(pod: dict[str, Path], tmp_path: Path) -> None:
+    durable = tmp_path / "volume" / "run 1" / "exit_code"
+    durable.parent.mkdir(parents=True)
+    durable.write_text("99\n")  # an earlier run's: the launch forgets it
+    _launch(pod, "exit 3\n", self_stop_after_sec=0, self_stop_poll_sec=0.1,
+            durable_exit_code_path=str(durable))
+    _wait_gone(pod["control"] / "self_stop.pid")
+    for name in ("exit_code", "pid"):
+        (pod["control"] / name).unlink()  # what a stop does to the container disk
+    status = _sh(jobscripts.status_command(control_dir=str(pod["control"]),
+                                           durable_exit_code_path=str(durable)), pod["bin"])
+    assert jobscripts.parse_status(status) == ("exited", 3)
+    assert jobscripts.parse_status(_sh(jobscripts.status_command(control_dir=str(pod["control"])),
+                                       pod["bin"])) == ("unknown", None)
+
+
+def test_the_watchdogs_exit_code_is_made_durable_by_the_waiter(pod: dict[str, Path], tmp_path: Path) -> None:
+    durable = tmp_path / "exit_code"
+    # A job that ignores TERM: the watchdog's KILL takes the wrapper too, so only the
+    # watchdog's 137 is recorded, and only the waiter can copy it.
+    _launch(pod, "trap '' TERM; sleep 300\n", self_stop_after_sec=0, self_stop_poll_sec=0.1,
+            durable_exit_code_path=str(durable))
+    _sh(jobscripts.watchdog_command(control_dir=str(pod["control"]), log_path=str(pod["log"]),
+                                    deadline_sec=1, grace_sec=1), pod["bin"])
+    _wait_gone(pod["control"] / "self_stop.pid")
+    assert durable.read_text().strip() == (pod["control"] / "exit_code").read_text().strip() != ""
+
+
 def test_self_stop_is_off_by_default(pod: dict[str, Path]) -> None:
     command = jobscripts.launch_command(script_path="/w/job.sh", log_path="/w/run.log", control_dir="/c")
     assert "runpodctl" not in command and "self_stop.pid" not in command

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.sim
 CONTROL = "/root/.runpod-deploy/control/run-1"
 LOG = "/workspace/runs/run-1/job.log"
 SCRIPT = "/workspace/runs/run-1/job.sh"
+EXIT_CODE = "/workspace/runs/run-1/exit_code"
 
 
 def launch(clients: Clients, pod_id: str, body: str, **options: object) -> None:
@@ -24,8 +25,8 @@ def launch(clients: Clients, pod_id: str, body: str, **options: object) -> None:
 
 def test_an_unwatched_pod_stops_itself_after_the_grace_period(clients: Clients) -> None:
     pod_id = clients.create(name="unwatched")
-    launch(clients, pod_id, 'echo "attempt=$RUNPOD_DEPLOY_ATTEMPT"\n', attempt=2,
-           self_stop_after_sec=1, self_stop_poll_sec=0.2)
+    launch(clients, pod_id, 'echo "attempt=$RUNPOD_DEPLOY_ATTEMPT"\nexit 4\n', attempt=2,
+           self_stop_after_sec=1, self_stop_poll_sec=0.2, durable_exit_code_path=EXIT_CODE)
     wait_for(lambda: clients.sim.pod(pod_id)["desiredStatus"] == "EXITED",  # type: ignore[index]
              timeout=60)
     assert clients.ctl_json("pod", "get", pod_id)["lastStatusChange"].startswith("Exited by user")
@@ -43,6 +44,11 @@ def test_an_unwatched_pod_stops_itself_after_the_grace_period(clients: Clients) 
     assert log[1].startswith(f"{jobscripts.SELF_STOP_MARKER} the job ended and no client "
                              f"finished the run within 1s; stopping pod {pod_id}")
     assert clients.sim.api_key not in "\n".join(log)
+    # The stop wiped the control dir with the container disk; the volume kept the exit code.
+    assert clients.ssh(pod_id, f"ls {CONTROL}", check=False).returncode != 0
+    status = clients.ssh(pod_id, jobscripts.status_command(
+        control_dir=CONTROL, durable_exit_code_path=EXIT_CODE)).stdout
+    assert jobscripts.parse_status(status) == ("exited", 4)
 
 
 def test_a_client_that_finishes_the_run_in_time_keeps_the_pod(clients: Clients) -> None:
