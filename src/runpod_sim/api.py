@@ -44,6 +44,12 @@ class Reply(Exception):
         self.content_type = content_type
 
 
+def pod_scope_refusal(pod_id: str) -> str:
+    """What a pod-scoped key is told when it reaches beyond its own pod."""
+    return (f"forbidden: this API key is scoped to pod {pod_id}; it may only read, stop or "
+            "terminate that pod")
+
+
 def v1_error(status: int, message: str) -> Reply:
     return Reply(status, {"error": message, "status": status})
 
@@ -115,20 +121,47 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Any, content_type: str = "application/json") -> None:
         data = b"" if body is None else (json.dumps(body, separators=(",", ":")) + "\n").encode()
-        self.send_response(status)
-        if body is not None:
-            self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in self.extra_headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            if body is not None:
+                self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in self.extra_headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            # The caller is gone: a pod that stopped itself took its runpodctl down with it.
+            self.close_connection = True
 
-    def _authorised(self) -> bool:
+    def _presented_key(self) -> str | None:
         header = self.headers.get("Authorization") or ""
         key = header[len("Bearer "):] if header.startswith("Bearer ") else None
-        key = key or next(iter(self.query.get("api_key") or []), None)
-        return bool(key == self.engine.state.api_key)
+        return key or next(iter(self.query.get("api_key") or []), None)
+
+    def _authorised(self) -> bool:
+        """Whether the request carries the account's key (full access)."""
+        return bool(self._presented_key() == self.engine.state.api_key)
+
+    def _pod_scope(self) -> str | None:
+        """The pod a pod-scoped key belongs to, when the request carries one."""
+        pod = self.engine.pod_for_key(self._presented_key())
+        return None if pod is None else pod.id
+
+    def _require_own_pod(self, scope: str, method: str, path: str) -> None:
+        """A pod-scoped key may read, stop and terminate its own pod; nothing else."""
+        v1, v2 = _V1_POD.match(path), _V2_POD.match(path)
+        allowed = False
+        if v1 is not None and v1.group(1).lower() == scope:
+            allowed = (method, v1.group(2)) in {("GET", None), ("DELETE", None), ("POST", "stop")}
+        elif v2 is not None and v2.group(1).lower() == scope:
+            allowed = (method in ("GET", "DELETE") and v2.group(2) is None) or (
+                method == "POST" and v2.group(2) == "action"
+                and self.body.get("action") in ("stop", "terminate"))
+        if not allowed:
+            if path.startswith("/v2/"):
+                raise v2_error(403, pod_scope_refusal(scope))
+            raise v1_error(403, pod_scope_refusal(scope))
 
     def _has_key(self) -> bool:
         return bool(self.headers.get("Authorization") or self.query.get("api_key"))
@@ -165,12 +198,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._graphql()
         elif path.startswith("/v1/"):
             if not self._authorised():
-                raise v1_error(401, "unauthorized")
+                scope = self._pod_scope()
+                if scope is None:
+                    raise v1_error(401, "unauthorized")
+                self._require_own_pod(scope, method, path)
             self._pass_faults(path)
             self._v1(method, path)
         elif path.startswith("/v2/"):
             if not self._authorised() and not path.startswith("/v2/catalog"):
-                raise v2_error(401, "Invalid or missing API key.")
+                scope = self._pod_scope()
+                if scope is None:
+                    raise v2_error(401, "Invalid or missing API key.")
+                self._require_own_pod(scope, method, path)
             self._pass_faults(path)
             self._v2(method, path)
         else:
@@ -184,11 +223,16 @@ class _Handler(BaseHTTPRequestHandler):
         except GraphQLSyntaxError:
             fields = ()
         public = bool(fields) and set(fields) <= gql.PUBLIC_FIELDS
+        scope = None
         if not self._authorised() and not (public and not self._has_key()):
-            raise Reply(401, {"errors": [{"message": "Unauthorized"}]})
+            scope = self._pod_scope()
+            if scope is None:
+                raise Reply(401, {"errors": [{"message": "Unauthorized"}]})
+            if not fields or not set(fields) <= gql.POD_SCOPED_FIELDS:
+                raise Reply(403, {"errors": [{"message": pod_scope_refusal(scope)}]})
         self._pass_faults("/graphql", fields)
         status, body = gql.execute(self.engine, query, self.body.get("variables"),
-                                   self.body.get("operationName"))
+                                   self.body.get("operationName"), pod_scope=scope)
         raise Reply(status, body)
 
     # ----- REST v1 --------------------------------------------------------------------------

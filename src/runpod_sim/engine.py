@@ -17,13 +17,24 @@ from typing import Any
 
 from runpod_sim import catalog, faults
 from runpod_sim.hosts import ContainerSpec, Hosts, free_loopback_port
-from runpod_sim.store import EXITED, RUNNING, NetworkVolume, PodRecord, State, Store, random_id
+from runpod_sim.store import (
+    EXITED,
+    RUNNING,
+    NetworkVolume,
+    PodRecord,
+    State,
+    Store,
+    pod_scoped_key,
+    random_id,
+)
 
 NO_INSTANCES = ("There are no longer any instances available with the requested specifications. "
                 "Please refresh and try again.")
 HOST_FULL = "There are not enough free GPUs on the host machine to start this pod."
 NOT_FOUND_TO_TERMINATE = "pod not found to terminate"
 SOMETHING_WRONG = "Something went wrong. Please try again later or contact support."
+RECLAIM_KILL_AFTER_SEC = 5.0
+"""A spot reclaim SIGKILLs the container this long after its SIGTERM (RunPod: about 5 s)."""
 
 
 class RunpodError(Exception):
@@ -95,6 +106,8 @@ class Engine:
         self.store = store or Store(home)
         self.hosts = Hosts(home)
         self._stopping = threading.Event()
+        self.api_url = ""
+        """The server's base URL once it listens: the pods' runpodctl talks to it."""
         self.request_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
         """The RunPod API requests served since start (not the control plane), newest last:
         `{"route", "method", "fields"}` (GraphQL root fields). In memory only: for tests and
@@ -120,6 +133,13 @@ class Engine:
             for pod in pods:
                 pod.accrue(now)
             return sorted(pods, key=lambda p: p.created_at)
+
+    def pod_for_key(self, key: str | None) -> PodRecord | None:
+        """The pod whose pod-scoped key `key` is, if it is one."""
+        if not key:
+            return None
+        with self.store.lock:
+            return next((p for p in self.state.pods.values() if p.api_key == key), None)
 
     def free_gpus(self, data_center_id: str, gpu_type_id: str) -> int:
         with self.store.lock:
@@ -193,6 +213,7 @@ class Engine:
                 template_id=request.template_id,
                 stop_after=request.stop_after,
                 terminate_after=request.terminate_after,
+                api_key=pod_scoped_key(),
                 last_started_at=now,
                 last_status_change=f"Rented by User: {js_date(now)}",
                 visible_from=now + self.state.knobs.scaled(self.state.knobs.list_lag_sec),
@@ -231,6 +252,7 @@ class Engine:
             if host_full or self.free_gpus(pod.data_center_id, pod.gpu_type_id) < wanted:
                 raise RunpodError(HOST_FULL, 500)
             pod.accrue(now)
+            self._finish_reclaim(pod)
             self.state.stock[pod.data_center_id][pod.gpu_type_id] -= wanted
             pod.gpu_count = wanted
             pod.desired_status = RUNNING
@@ -262,12 +284,21 @@ class Engine:
                 pod = self._require(fault["pod_id"])
                 if pod.desired_status != RUNNING:
                     raise RunpodError(f"pod {pod.id} is not running", 400)
-                pod.accrue(self.store.now())
-                # The GPU went to whoever outbid us: it is not returned to free stock.
-                self._take_down(pod, release_gpus=False)
+                now = self.store.now()
+                pod.accrue(now)
+                # The GPU went to whoever outbid us: it is not returned to free stock. The
+                # billing stops now; the processes get SIGTERM now and SIGKILL a little later.
+                kill_after = self.state.knobs.scaled(
+                    float(fault.get("kill_after_sec", RECLAIM_KILL_AFTER_SEC)))
+                if pod.ns_pid is not None and kill_after > 0:
+                    self.hosts.terminate_processes(pod.id, pod.ns_pid)
+                    self._take_down(pod, release_gpus=False, kill=False)
+                    pod.reclaim_kill_at = now + kill_after
+                else:
+                    self._take_down(pod, release_gpus=False)
                 pod.desired_status = EXITED
                 pod.last_status_change = ("Exited by RunPod: spot instance interrupted: "
-                                          f"{js_date(self.store.now())}")
+                                          f"{js_date(now)}")
             elif name == "remove_stopped":
                 gone = [p.id for p in self.state.pods.values() if p.desired_status == EXITED
                         and fault.get("pod_id") in (None, "", p.id)]
@@ -302,6 +333,9 @@ class Engine:
             now = self.store.now()
             changed = False
             for pod in list(self.state.pods.values()):
+                if pod.reclaim_kill_at is not None and pod.reclaim_kill_at <= now:
+                    self._finish_reclaim(pod)
+                    changed = True
                 if pod.desired_status != RUNNING:
                     continue
                 changed |= self._advance(pod, now)
@@ -361,6 +395,7 @@ class Engine:
                 if pod.id in live:
                     self.hosts.kill(pod.id, pod.ns_pid)
                 pod.ns_pid = None
+                self._finish_reclaim(pod)
                 if pod.desired_status == RUNNING and pod.container_up_at is not None:
                     pod.sshd_due_at = self.store.now()
             self.store.save()
@@ -399,26 +434,55 @@ class Engine:
         pod.sshd_due_at = pod.container_due_at + knobs.scaled(knobs.sshd_delay_sec)
         pod.container_up_at = None
 
-    def _take_down(self, pod: PodRecord, *, release_gpus: bool) -> None:
-        self.hosts.stop(pod.id, pod.ns_pid)
+    def _take_down(self, pod: PodRecord, *, release_gpus: bool, kill: bool = True) -> None:
+        """The container goes away (`kill=False`: a reclaim, whose kill comes later)."""
+        if kill:
+            self.hosts.stop(pod.id, pod.ns_pid)
+            pod.ns_pid = None
         if release_gpus:
             self.state.stock[pod.data_center_id][pod.gpu_type_id] += pod.gpu_count
-        pod.ns_pid = None
         pod.ssh_port = None
         pod.container_up_at = None
         pod.container_due_at = None
         pod.sshd_due_at = None
 
+    def _finish_reclaim(self, pod: PodRecord) -> None:
+        """The SIGKILL that ends a spot reclaim: every process of the pod, and its container disk."""
+        if pod.reclaim_kill_at is None:
+            return
+        self.hosts.stop(pod.id, pod.ns_pid)
+        pod.ns_pid = None
+        pod.reclaim_kill_at = None
+
     def _container_spec(self, pod: PodRecord) -> ContainerSpec:
         keys = pod.env.get("PUBLIC_KEY") or self.state.account.pub_key
         assert pod.ssh_port is not None
+        if not pod.api_key:  # a state document from before pod-scoped keys
+            pod.api_key = pod_scoped_key()
         return ContainerSpec(
             pod_id=pod.id, gpu_type_id=pod.gpu_type_id, gpu_count=pod.gpu_count,
             volume_mount_path=pod.volume_mount_path,
             volume_dir=self.hosts.volume_dir(pod.id, volume_gb=pod.volume_gb,
                                              network_volume_id=pod.network_volume_id),
             authorized_keys=keys, ssh_port=pod.ssh_port,
+            environment=container_environment(pod), api_url=self.api_url,
         )
+
+
+def container_environment(pod: PodRecord) -> dict[str, str]:
+    """PID 1's environment in the pod: the pod's own env, then the variables RunPod sets."""
+    environment = dict(pod.env)
+    environment.update({
+        "RUNPOD_POD_ID": pod.id,
+        "RUNPOD_API_KEY": pod.api_key,
+        "RUNPOD_POD_HOSTNAME": pod.pod_host_id,
+        "RUNPOD_GPU_COUNT": str(pod.gpu_count),
+        "RUNPOD_DC_ID": pod.data_center_id,
+        "RUNPOD_PUBLIC_IP": "127.0.0.1",
+    })
+    if pod.exposes_ssh and pod.ssh_port is not None:
+        environment["RUNPOD_TCP_PORT_22"] = str(pod.ssh_port)
+    return environment
 
 
 def _parse_deadline(value: str) -> float:

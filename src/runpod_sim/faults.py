@@ -14,7 +14,9 @@ on the pods (`Engine.inject` carries those out). Every kind, with its parameters
     ssh_drop         times=1, pod_id=""   cut the pod's open SSH connections, `times` times
     runpodctl_malformed  count=1          runpodctl prints truncated JSON (exit 0)
     restart_loop     pod_id, every_sec=1  the container restarts every so often (uptime resets)
-    preempt          pod_id               immediate: spot preemption, EXITED without being asked
+    preempt          pod_id, kill_after_sec=5   immediate: spot reclaim, EXITED without being
+                                          asked; SIGTERM to the job's processes now, SIGKILL
+                                          `kill_after_sec` later (0: at once)
     remove_stopped   pod_id=""            immediate: a stopped pod vanishes behind our back
     disk_full        pod_id, size_kb=64   immediate: the pod's volume mount has no space left
 
@@ -54,6 +56,10 @@ def normalise(name: str, params: dict[str, Any]) -> dict[str, Any]:
         fault["seconds"] = float(fault["seconds"])
     if name in {"restart_loop", "preempt", "disk_full"} and not fault.get("pod_id"):
         raise ValueError(f"{name} needs pod_id")
+    if name == "preempt":
+        fault["kill_after_sec"] = float(fault.get("kill_after_sec", 5.0))
+        if fault["kill_after_sec"] < 0:
+            raise ValueError("preempt kill_after_sec must be 0 or more")
     if name == "restart_loop":
         fault["every_sec"] = float(fault.get("every_sec", 1.0))
     return fault

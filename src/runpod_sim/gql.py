@@ -116,6 +116,8 @@ type Mutation {
 SCHEMA = build_schema(SDL)
 PUBLIC_FIELDS = frozenset({"gpuTypes", "dataCenters", "countryCodes"})
 """Root fields RunPod answers without an API key (gpuhunt relies on it)."""
+POD_SCOPED_FIELDS = frozenset({"pod", "podStop", "podTerminate"})
+"""Root fields a pod-scoped key may use, and then only on its own pod."""
 
 
 def _business(error: RunpodError) -> GraphQLError:
@@ -125,8 +127,16 @@ def _business(error: RunpodError) -> GraphQLError:
 class Resolvers:
     """The root value: graphql-core calls these by field name (the default resolver)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, pod_scope: str | None = None) -> None:
         self.engine = engine
+        self.pod_scope = pod_scope
+
+    def _check_scope(self, pod_id: str) -> None:
+        """A pod-scoped key acts on its own pod only (the account key on any)."""
+        if self.pod_scope is not None and pod_id.lower() != self.pod_scope:
+            raise GraphQLError(f"forbidden: this API key is scoped to pod {self.pod_scope}; "
+                               "it may only read, stop or terminate that pod",
+                               extensions={"code": "FORBIDDEN"})
 
     def _now(self) -> float:
         return self.engine.store.now()
@@ -147,6 +157,7 @@ class Resolvers:
         }
 
     def pod(self, _info: GraphQLResolveInfo, input: dict[str, Any] | None = None) -> Any:
+        self._check_scope((input or {}).get("podId", ""))
         pod = self.engine.get((input or {}).get("podId", ""))
         return None if pod is None else graphql_pod(pod, self._now())
 
@@ -259,6 +270,7 @@ class Resolvers:
         return graphql_pod(pod, self._now())
 
     def podStop(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> Any:
+        self._check_scope(input["podId"])
         try:
             pod = self.engine.stop(input["podId"])
         except RunpodError as error:
@@ -266,6 +278,7 @@ class Resolvers:
         return graphql_pod(pod, self._now())
 
     def podTerminate(self, _info: GraphQLResolveInfo, input: dict[str, Any]) -> None:
+        self._check_scope(input["podId"])
         try:
             self.engine.terminate(input["podId"])
         except RunpodError as error:
@@ -281,9 +294,10 @@ class Resolvers:
 
 
 def execute(engine: Engine, query: str, variables: dict[str, Any] | None,
-            operation_name: str | None) -> tuple[int, dict[str, Any]]:
-    """Run one GraphQL request; returns the HTTP status and body RunPod would send."""
-    result = graphql_sync(SCHEMA, query, root_value=Resolvers(engine),
+            operation_name: str | None, *, pod_scope: str | None = None) -> tuple[int, dict[str, Any]]:
+    """Run one GraphQL request; returns the HTTP status and body RunPod would send.
+    `pod_scope`: the request carries that pod's pod-scoped key."""
+    result = graphql_sync(SCHEMA, query, root_value=Resolvers(engine, pod_scope),
                           variable_values=variables, operation_name=operation_name)
     errors = result.errors or []
     if any(isinstance(error.original_error, CreatedButFailed) for error in errors):

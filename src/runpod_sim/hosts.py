@@ -7,13 +7,17 @@ Layout under the simulator home, per pod:
     pods/<id>/container/   the container disk, recreated at every container start, wiped on stop:
         root/ tmp/         mounted over /root and /tmp
         run/               mounted at /run/runpod-sim-pod: sshd_config, fresh host keys,
-                           bin/nvidia-smi and gpus.json
+                           bin/nvidia-smi, gpus.json and bin/runpodctl (talks to the simulator)
     pods/<id>/sshd.log     sshd's own log (on the host side, not part of the pod)
 
 `unshare --mount --pid --fork --kill-child` gives each pod a private mount table (the bind mounts
-above are visible only inside) and a PID namespace whose init is sshd: killing that one process
-kills every process of the pod, so a stop leaves nothing running. The pod otherwise sees the
-host's filesystem (its ssh, rsync, bash, python): this is isolation of paths, not a sandbox.
+above are visible only inside) and a PID namespace whose init is a shell that starts sshd and
+waits for it (reaping orphaned jobs meanwhile): killing that one process kills every process of
+the pod, so a stop leaves nothing running. The init's environment is the container's
+(`RUNPOD_POD_ID`, the pod-scoped `RUNPOD_API_KEY`, the pod's own env...), readable inside the pod
+at `/proc/1/environ` as on RunPod; sshd does not hand it on to SSH sessions (nor does RunPod's).
+The pod otherwise sees the host's filesystem (its ssh, rsync, bash, python): this is isolation of
+paths, not a sandbox.
 The mountpoints themselves (/workspace, /run/runpod-sim-pod) are created on the host as empty
 directories when missing.
 """
@@ -28,7 +32,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runpod_sim import catalog
@@ -36,6 +40,8 @@ from runpod_sim import catalog
 SSHD = "/usr/sbin/sshd"
 POD_RUN_DIR = "/run/runpod-sim-pod"
 _POD_MARKER_ENV = "RUNPOD_SIM_POD_DIR"
+_RECLAIMED = "reclaimed"
+"""Written into the pod's run dir when a reclaim's SIGTERM goes out: the init waits for the kill."""
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -81,6 +87,10 @@ class ContainerSpec:
     volume_dir: Path
     authorized_keys: str
     ssh_port: int
+    environment: dict[str, str] = field(default_factory=dict)
+    """The container's environment (PID 1's): what RunPod sets plus the pod's own env."""
+    api_url: str = ""
+    """The simulator's base URL, baked into the pod's runpodctl as RunPod's are built in."""
 
 
 class Hosts:
@@ -123,6 +133,7 @@ class Hosts:
                             "-f", str(run / "ssh_host_ed25519_key")], check=True)
         (run / "sshd_config").write_text(_sshd_config(spec.ssh_port))
         self._install_nvidia_smi(run / "bin", spec)
+        self._install_runpodctl(run / "bin", spec.api_url)
         for mountpoint in (spec.volume_mount_path, POD_RUN_DIR, "/run/sshd"):
             Path(mountpoint).mkdir(parents=True, exist_ok=True)
         script = " && ".join([
@@ -130,14 +141,20 @@ class Hosts:
             f"mount --bind {spec.volume_dir} {spec.volume_mount_path}",
             f"mount --bind {root} /root",
             f"mount --bind {tmp} /tmp",
-            f"exec {SSHD} -D -e -f {POD_RUN_DIR}/sshd_config",
+            # Not `exec`: sshd rewrites its own environ (setproctitle), so PID 1 stays a shell
+            # whose /proc/1/environ is the container's; `wait` also reaps orphaned jobs. In a
+            # reclaim sshd gets SIGTERM like the rest, and the init outlives it till the kill.
+            (f"{{ {SSHD} -D -e -f {POD_RUN_DIR}/sshd_config & wait $!; "
+             f"while [ -e {POD_RUN_DIR}/{_RECLAIMED} ]; do sleep 0.1; done; }}"),
         ])
         log = (self.pod_dir(spec.pod_id) / "sshd.log").open("ab")
+        # The marker names the pod on the host side (`unshare`'s environ), not in the container.
         proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
-             "--mount-proc", "sh", "-c", script],
+             "--mount-proc", "env", "-u", _POD_MARKER_ENV, "sh", "-c", script],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            env={"PATH": _DEFAULT_PATH, _POD_MARKER_ENV: str(self.pod_dir(spec.pod_id))},
+            env={**spec.environment, "PATH": _DEFAULT_PATH,
+                 _POD_MARKER_ENV: str(self.pod_dir(spec.pod_id))},
         )
         log.close()
         ns_pid = _wait_for_child(proc.pid)
@@ -201,7 +218,26 @@ class Hosts:
                     os.kill(child, signal.SIGKILL)
 
     def session_pids(self, ns_pid: int) -> list[int]:
-        """Host pids of the pod's SSH session processes (every sshd in its namespace but init)."""
+        """Host pids of the pod's SSH session processes (every sshd in its namespace but the
+        listening one, init's child)."""
+        return [pid for pid in self._namespace_pids(ns_pid)
+                if _comm(pid) == "sshd" and _parent_pid(pid) != ns_pid]
+
+    def terminate_processes(self, pod_id: str, ns_pid: int) -> int:
+        """SIGTERM every process of the pod but its init, as a reclaim does; the init stays
+        (without sshd) until the kill that follows (`stop`). Returns how many were signalled."""
+        (self.pod_dir(pod_id) / "container" / "run" / _RECLAIMED).touch()
+        signalled = 0
+        for pid in self._namespace_pids(ns_pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+                signalled += 1
+            except ProcessLookupError:
+                pass
+        return signalled
+
+    def _namespace_pids(self, ns_pid: int) -> list[int]:
+        """Host pids of every process in the PID namespace of `ns_pid`, but that init."""
         try:
             namespace = os.readlink(f"/proc/{ns_pid}/ns/pid")
         except OSError:
@@ -211,8 +247,7 @@ class Hosts:
             if not entry.name.isdigit() or int(entry.name) == ns_pid:
                 continue
             try:
-                if (os.readlink(entry / "ns" / "pid") == namespace
-                        and (entry / "comm").read_text().strip() == "sshd"):
+                if os.readlink(entry / "ns" / "pid") == namespace:
                     found.append(int(entry.name))
             except OSError:
                 continue
@@ -250,6 +285,21 @@ class Hosts:
         script = bin_dir / "nvidia-smi"
         shutil.copyfile(Path(__file__).with_name("pod_nvidia_smi.py"), script)
         script.chmod(0o755)
+
+    def _install_runpodctl(self, bin_dir: Path, api_url: str) -> None:
+        """runpodctl on the pod's PATH, as every RunPod pod has it: ours (stdlib only, run by
+        the pod's python3 as the fake nvidia-smi is), pointed at the simulator by default; the
+        key comes from the caller's environment, as on RunPod."""
+        shutil.copyfile(Path(__file__).with_name("runpodctl.py"), bin_dir / "runpodctl.py")
+        lines = ["#!/bin/sh"]
+        if api_url:
+            lines += [f': "${{RUNPOD_API_URL:={api_url}/v1}}"',
+                      f': "${{RUNPOD_GRAPHQL_URL:={api_url}/graphql}}"',
+                      "export RUNPOD_API_URL RUNPOD_GRAPHQL_URL"]
+        lines.append(f'exec /usr/bin/env python3 {POD_RUN_DIR}/bin/runpodctl.py "$@"')
+        shim = bin_dir / "runpodctl"
+        shim.write_text("\n".join(lines) + "\n")
+        shim.chmod(0o755)
 
 
 def _sshd_config(port: int) -> str:
@@ -290,6 +340,13 @@ def _parent_pid(pid: int) -> int | None:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _marker(pid: int) -> str | None:

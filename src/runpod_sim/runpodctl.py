@@ -5,6 +5,8 @@ Output contract (v2.7.2): JSON with sorted keys and 2-space indent (`-o yaml` fo
 `gpuTypeId` renamed `gpuId` everywhere; on failure stdout stays empty and stderr gets a JSON
 error line, the command's usage and a blank line, then an unescaped `{"error":"failed to ..."}`
 line; exit 1. Run as `python -m runpod_sim.runpodctl` (the simulator's `bin/runpodctl` shim).
+Every pod gets a copy of this file as its own `runpodctl`, run by the pod's python3: keep it
+standard-library only (yaml is imported only for `-o yaml`).
 """
 
 from __future__ import annotations

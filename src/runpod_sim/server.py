@@ -29,6 +29,7 @@ def serve(home: Path, *, host: str = "127.0.0.1", port: int = 0,
             engine.store.save()
     engine.recover()
     server = SimServer(engine, host, port)
+    engine.api_url = server.url
     write_runpodctl_shim(home / "bin")
     info = SimInfo(home=home, url=server.url, port=server.server_address[1], pid=os.getpid(),
                    api_key=engine.state.api_key)

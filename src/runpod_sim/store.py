@@ -89,6 +89,10 @@ class PodRecord:
     visible_from: float = 0.0
     """List lag: lists omit the pod until this time (get by id still finds it)."""
     restart_every_sec: float | None = None
+    api_key: str = ""
+    """The pod-scoped key in the container's `RUNPOD_API_KEY`: it may act on this pod only."""
+    reclaim_kill_at: float | None = None
+    """A spot reclaim in progress: the processes got SIGTERM; SIGKILL at this time."""
     billing: Billing = field(default_factory=Billing)
 
     @property
@@ -217,6 +221,11 @@ class State:
 
 
 _ALPHANUMERIC = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def pod_scoped_key() -> str:
+    """A fresh pod-scoped API key (same shape as an account key, different prefix)."""
+    return "rpa_POD" + secrets.token_hex(16).upper()
 
 
 def random_id(length: int) -> str:

@@ -2,14 +2,16 @@
 
 A run is only reproducible if we know which commit was shipped, whether the tree had
 uncommitted changes, and which locked dependency set came with it. Capturing that must never
-stop a run: a project that is not a git repo, a missing `git`, a hung git (a network
-filesystem, a credential prompt) or an unreadable lockfile all become nulls and a warning.
+stop a run: a missing `git`, a hung git (a network filesystem, a credential prompt) or an
+unreadable lockfile all become nulls and a warning. A project outside git (or a repository
+without a commit yet) is an ordinary project, not a fault: nulls, said only at DEBUG.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import subprocess
 from pathlib import Path
 
@@ -23,6 +25,9 @@ LOCKFILE_CANDIDATES = ("uv.lock", "requirements.txt")
 """Looked for in this order under the project root; the first that exists is hashed."""
 
 _GIT_TIMEOUT_SEC = 10.0
+
+_NO_COMMIT_TO_NAME = ("not a git repository", "unknown revision or path not in the working tree")
+"""What `git rev-parse HEAD` says (exit 128) outside a repository, or in one with no commit."""
 
 
 def capture_deploy_metadata(
@@ -55,7 +60,7 @@ def _capture_local_git(project_root: Path, timeout_sec: float) -> dict[str, obje
     if not project_root.is_dir():
         logger.warning("cannot capture git state: %s is not a directory", project_root)
         return unknown
-    sha = _git(project_root, timeout_sec, "rev-parse", "HEAD")
+    sha = _git(project_root, timeout_sec, "rev-parse", "HEAD", quiet_without_commit=True)
     if sha is None:
         return unknown
     branch = _git(project_root, timeout_sec, "rev-parse", "--abbrev-ref", "HEAD")
@@ -67,8 +72,11 @@ def _capture_local_git(project_root: Path, timeout_sec: float) -> dict[str, obje
     }
 
 
-def _git(project_root: Path, timeout_sec: float, *args: str) -> str | None:
-    """Stripped stdout of one git command, or None (with a warning) if it could not answer."""
+def _git(
+    project_root: Path, timeout_sec: float, *args: str, quiet_without_commit: bool = False
+) -> str | None:
+    """Stripped stdout of one git command, or None (with a warning) if it could not answer.
+    `quiet_without_commit`: a project outside git, or with no commit yet, is said at DEBUG."""
     command = ("git", "-C", str(project_root), *args)
     try:
         done = subprocess.run(
@@ -78,6 +86,7 @@ def _git(project_root: Path, timeout_sec: float, *args: str) -> str | None:
             check=False,
             timeout=timeout_sec,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, "LC_ALL": "C"},  # git's messages in English, to be recognised
         )
     except FileNotFoundError:
         logger.warning("git is not on PATH; local git state not captured")
@@ -91,6 +100,11 @@ def _git(project_root: Path, timeout_sec: float, *args: str) -> str | None:
         logger.warning("cannot run git in %s: %s", project_root, error)
         return None
     if done.returncode != 0:
+        if quiet_without_commit and done.returncode == 128 and any(
+            phrase in done.stderr for phrase in _NO_COMMIT_TO_NAME
+        ):
+            logger.debug("%s is not in a git repository with a commit; no git state", project_root)
+            return None
         logger.warning(
             "`git %s` exited %d in %s: %s",
             " ".join(args),
