@@ -19,17 +19,19 @@ import os
 import posixpath
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, Generic, TypeVar
 
-from reconciler.desired import PodRequest
+from reconciler.desired import PodRequest, pod_template, preflight_commands, request_for
 from reconciler.diagnostics import RunpodDeployError
-from reconciler.observed import Catalog, CloudType, ObservedPod, PodStatus
-from reconciler.plan import NetworkVolumeMount, Plan, StepKind
-from reconciler.spec import JobSpec, StorageMode
+from reconciler.observed import Catalog, ObservedPod, PodStatus
+from reconciler.placement import place
+from reconciler.plan import NetworkVolumeMount, PlacementOptions, Plan, PodTemplate, StepKind
+from reconciler.redaction import Redactor
+from reconciler.spec import JobSpec
 from reconciler.state import LastRun, PendingKind, PendingOperation, PodRecord, StackState
 from runtime import phases, telemetry
 from runtime.clock import Clock
@@ -50,8 +52,14 @@ from runtime.errors import (
 from runtime.failpoints import crash_point
 from runtime.gitmeta import capture_deploy_metadata
 from runtime.hostkeys import HostKeyPins
-from runtime.provision import Candidate, FailoverResult, create_with_failover, terminate, wait_until_published
 from runtime.providers.protocol import PodProvider
+from runtime.provision import (
+    Candidate,
+    FailoverResult,
+    create_with_failover,
+    terminate,
+    wait_until_published,
+)
 from runtime.reporter import Reporter
 from runtime.rundir import (
     ArtifactPull,
@@ -130,13 +138,18 @@ class ApplyResult:
 class StateJournal:
     """The state file as the journal of provider calls (see `runtime.provision.Journal`)."""
 
-    def __init__(self, store: StateStore, state: StackState, clock: Clock, spec: JobSpec) -> None:
+    def __init__(
+        self, store: StateStore, state: StackState, clock: Clock, spec: JobSpec, redactor: Redactor | None = None
+    ) -> None:
         self._store = store
+        self._redactor = redactor or Redactor()
         self.state = state
         self._clock = clock
         self._spec = spec
 
     def _write(self, state: StackState) -> None:
+        if self._redactor:  # the state leaves the process too: nothing secret is written to it
+            state = StackState.model_validate(self._redactor.json(state.model_dump(mode="json")))
         self.state = self._store.write(state)
 
     def begin(self, kind: str, *, pod_name: str, pod_id: str | None = None) -> None:
@@ -243,6 +256,8 @@ class _Run:
     candidate: Candidate | None = None
     network_volume: NetworkVolumeMount | None = None
     """The network volume the plan resolved; every create of this run mounts it."""
+    pod_request: PodTemplate | None = None
+    """The plan's pod request; each create attempt fills in its name and candidate."""
     resumed: bool = False
     attempts: tuple[ProvisioningAttempt, ...] = ()
     hourly_usd: float | None = None
@@ -269,7 +284,7 @@ class Executor:
         make_pod_name: Callable[[], str],
         hostkeys_path: Path,
         env: Mapping[str, str],
-        secrets_to_redact: Sequence[str] = (),
+        redactor: Redactor | None = None,
         catalog: Catalog | None = None,
     ) -> None:
         """`catalog`: the one the plan was made with, read a moment ago under the same lock;
@@ -287,7 +302,7 @@ class Executor:
         self.make_pod_name = make_pod_name
         self.hostkeys = HostKeyPins(hostkeys_path, clock=clock)
         self.env = env
-        self.secrets_to_redact = tuple(s for s in secrets_to_redact if s)
+        self.redactor = redactor or Redactor()
 
     # -- the whole apply ------------------------------------------------------------------------
 
@@ -300,8 +315,18 @@ class Executor:
             )
         # paramiko takes ~0.15 s to import: do it while the provider calls run.
         _Background(lambda: importlib.import_module("runtime.ssh"))
-        journal = StateJournal(self.store, state, self.clock, self.spec)
-        run = _Run(network_volume=plan.network_volume)
+        journal = StateJournal(self.store, state, self.clock, self.spec, self.redactor)
+        run = _Run(network_volume=plan.network_volume, pod_request=plan.pod_request)
+        self.placement = plan.placement or place(
+            self.spec,
+            self.catalog,
+            PlacementOptions(
+                gpu_id=self.options.gpu_id,
+                datacenter_id=self.options.datacenter_id,
+                max_gpu_price=self.options.max_gpu_price,
+            ),
+            plan.network_volume,
+        )
         started = self.clock.monotonic()
         outcome, detail = RunOutcome.SUCCEEDED, "success marker seen"
         events.emit(EventName.RUN_STARTED, job_name=self.spec.name, steps=[s.kind.value for s in plan.steps])
@@ -329,7 +354,7 @@ class Executor:
         events.sync()
         return ApplyResult(
             outcome=outcome,
-            detail=detail,
+            detail=self.redactor.text(detail),
             run_dir=run_dir,
             manifest_path=manifest_path,
             pod_id=run.pod.pod_id if run.pod else None,
@@ -373,24 +398,15 @@ class Executor:
                 f"the plan did not resolve network volume '{spec.storage.volume_name}' to an id; "
                 "make a new plan with a provider that can list the account's volumes"
             )
-        candidates = self._candidates(events, volume)
+        candidates = self._candidates(events)
+        template = run.pod_request or pod_template(spec, volume.id if volume is not None else None)
 
         def make_request(candidate: Candidate) -> PodRequest:
-            return PodRequest(
+            return request_for(
+                template,
                 name=self.make_pod_name(),
-                image=spec.pod.image,
                 gpu_type_id=candidate.gpu_type_id,
                 datacenter_id=candidate.datacenter_id,
-                cloud_type=CloudType(spec.pod.cloud_type.value),
-                gpu_count=spec.pod.gpu_count,
-                interruptible=spec.pod.spot,
-                container_disk_gb=spec.pod.container_disk_gb,
-                volume_gb=(spec.storage.volume_gb or 0) if spec.storage.mode is StorageMode.EPHEMERAL else 0,
-                volume_mount_path=spec.storage.volume_mount,
-                network_volume_id=volume.id if volume is not None else None,
-                ports=tuple(spec.pod.ports),
-                min_vcpu_count=spec.pod.min_vcpu_count,
-                min_memory_gb=spec.pod.min_memory_gb,
             )
 
         pins: dict[str, str] = {}
@@ -483,65 +499,23 @@ class Executor:
         run.candidate = Candidate(pod.gpu_type_id or "", pod.datacenter_id or "")
         self._price(run)
 
-    def _candidates(self, events: EventLog, volume: NetworkVolumeMount | None = None) -> list[Candidate]:
-        """GPU x datacenter in the original's order (datacenters outer, GPUs inner), or the one
-        pinned pair; pairs the catalog says are out of stock or over `--max-gpu-price` are
-        skipped here, without a create call, and recorded as failover events. A network volume
-        leaves one datacenter, its own: a pod elsewhere could not mount it."""
-        spec, options = self.spec, self.options
-        datacenters = list(spec.pod.datacenters)
-        if volume is not None and volume.datacenter_id:
-            datacenters = [volume.datacenter_id]
-        if options.gpu_id and options.datacenter_id:
-            if volume is not None and volume.datacenter_id not in (None, options.datacenter_id):
-                raise FailoverExhaustedError(
-                    f"--datacenter-id {options.datacenter_id} cannot mount network volume "
-                    f"'{volume.name}', which is in {volume.datacenter_id}"
-                )
-            return [Candidate(options.gpu_id, options.datacenter_id, self._planned_price(options.gpu_id))]
-        catalog = self.catalog
-        if catalog is None:
-            with contextlib.suppress(ProviderError):
-                catalog = self.provider.catalog(cloud_type=CloudType(spec.pod.cloud_type.value))
-        chosen: list[Candidate] = []
-        for datacenter in datacenters:
-            for gpu in spec.pod.gpu_order:
-                price = self._planned_price(gpu, catalog)
-                if catalog is not None:
-                    stock = catalog.stock(gpu, datacenter)
-                    if stock is not None and not stock.available:
-                        events.emit(
-                            EventName.DATACENTER_FAILOVER,
-                            **{"from": f"{gpu}@{datacenter}", "to": None, "reason": "catalog: out of stock"},
-                        )
-                        continue
-                per_gpu = price / spec.pod.gpu_count if price is not None else None
-                if options.max_gpu_price is not None and per_gpu is not None and per_gpu > options.max_gpu_price:
-                    events.emit(
-                        EventName.DATACENTER_FAILOVER,
-                        **{
-                            "from": f"{gpu}@{datacenter}",
-                            "to": None,
-                            "reason": f"'{gpu}' price ${per_gpu:.3f}/hr > ${options.max_gpu_price:.3f}/hr cap",
-                        },
-                    )
-                    continue
-                chosen.append(Candidate(gpu, datacenter, price))
-        if not chosen:
-            raise FailoverExhaustedError(
-                f"no configured GPU is in stock (or under the price cap) in {datacenters} "
-                f"for gpu_order {list(spec.pod.gpu_order)}"
+    def _candidates(self, events: EventLog) -> list[Candidate]:
+        """The plan's failover order (`reconciler.placement`): its skipped pairs are recorded as
+        failover events, without a create call; its error (nothing left) stops the create."""
+        placement = self.placement
+        for entry in placement.skipped:
+            reason = entry.skipped or ""
+            events.emit(
+                EventName.DATACENTER_FAILOVER,
+                **{
+                    "from": f"{entry.gpu_type_id}@{entry.datacenter_id}",
+                    "to": None,
+                    "reason": reason if reason.startswith("price") else f"catalog: {reason}",
+                },
             )
-        return chosen
-
-    def _planned_price(self, gpu: str, catalog: Any = None) -> float | None:
-        if catalog is None:
-            return None
-        price = catalog.price(gpu)
-        if price is None:
-            return None
-        per_gpu = price.price_for(CloudType(self.spec.pod.cloud_type.value), spot=self.spec.pod.spot)
-        return per_gpu * self.spec.pod.gpu_count if per_gpu is not None else None
+        if placement.error is not None:
+            raise FailoverExhaustedError(placement.error)
+        return [Candidate(e.gpu_type_id, e.datacenter_id, e.hourly_usd) for e in placement.candidates]
 
     def _price(self, run: _Run) -> None:
         """The $/hr the spend guard and the manifest use: the pod's real price when reported."""
@@ -643,7 +617,7 @@ class Executor:
         run.telemetry_files.extend(
             telemetry.capture_snapshots(
                 ctx.shell, run_dir, phase="start", telemetry_spec=tel, pod=run.pod,
-                secrets_to_redact=self.secrets_to_redact, warn=warn,
+                redactor=self.redactor, warn=warn,
             )
         )
         sampler: telemetry.MetricsSampler | None = None
@@ -652,7 +626,7 @@ class Executor:
             phases.run_commands(ctx, "setup", spec.setup)
             phases.stage_secrets(ctx)
             phases.push_staging(ctx)
-            phases.run_commands(ctx, "preflight", _preflight(spec))
+            phases.run_commands(ctx, "preflight", preflight_commands(spec))
             # From here the job may be running: an interrupt that lands inside the launch must
             # still stop it and pull its log (stopping a job that never started is harmless).
             run.run_started = True
@@ -679,7 +653,7 @@ class Executor:
                     # connection while rsync pulls over its own: neither waits for the other.
                     end_snapshot = _Background(lambda: telemetry.capture_snapshots(
                         ctx.shell, run_dir, phase="end", telemetry_spec=tel, pod=run.pod,
-                        secrets_to_redact=self.secrets_to_redact, warn=warn,
+                        redactor=self.redactor, warn=warn,
                     ))
                     run.artifacts = phases.pull_artifacts(ctx, best_effort=True)
                     run.telemetry_files.extend(end_snapshot.result())
@@ -809,7 +783,7 @@ class Executor:
             provisioning_attempts=run.attempts,
         )
         try:
-            return write_manifest(run_dir, manifest)
+            return write_manifest(run_dir, manifest, self.redactor)
         except RunpodDeployError as error:
             self.reporter.warning(f"could not write the manifest: {error}")
             return None
@@ -845,24 +819,6 @@ class _Background(Generic[T]):
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]  # set when no error was raised
-
-
-def _preflight(spec: JobSpec) -> tuple[Any, ...]:
-    """The stack's preflight, with the `python_version` pin first when the stack asks for one."""
-    if not spec.pod.python_version:
-        return tuple(spec.preflight)
-    from reconciler.spec import Command
-
-    version = spec.pod.python_version
-    where = spec.staging[0].destination if spec.staging else "$HOME"
-    pin = Command(
-        command=(
-            f"uv python install {version} && cd {where} && uv python pin {version} && "
-            f'echo "[runpod-deploy] pinned Python {version} at $(pwd)/.python-version"'
-        ),
-        timeout_sec=300,
-    )
-    return (pin, *spec.preflight)
 
 
 def _stop_job(control_dir: str) -> str:

@@ -12,6 +12,8 @@ import threading
 from datetime import UTC, datetime
 from typing import TextIO
 
+from reconciler.redaction import Redactor
+
 
 class Reporter:
     """No-op base: subclass and override what you show."""
@@ -79,3 +81,33 @@ class QuietReporter(Reporter):
     def warning(self, message: str) -> None:
         self._stream.write(f"warning: {message}\n")
         self._stream.flush()
+
+
+class RedactingReporter(Reporter):
+    """Every text a view is given passes the run's `Redactor` first: the one place where the
+    terminal (plain lines, the live view, the streamed job log) meets the redaction boundary."""
+
+    def __init__(self, inner: Reporter, redactor: Redactor) -> None:
+        self.inner = inner
+        self._redact = redactor.text
+
+    def phase_started(self, phase: str, detail: str = "") -> None:
+        self.inner.phase_started(phase, self._redact(detail))
+
+    def phase_finished(self, phase: str, seconds: float, ok: bool = True) -> None:
+        self.inner.phase_finished(phase, seconds, ok)
+
+    def waiting(self, what: str, elapsed_sec: float, detail: str = "") -> None:
+        self.inner.waiting(self._redact(what), elapsed_sec, self._redact(detail))
+
+    def log_line(self, line: str) -> None:
+        self.inner.log_line(self._redact(line))
+
+    def cost(self, spent_usd: float, hourly_usd: float | None) -> None:
+        self.inner.cost(spent_usd, hourly_usd)
+
+    def info(self, message: str) -> None:
+        self.inner.info(self._redact(message))
+
+    def warning(self, message: str) -> None:
+        self.inner.warning(self._redact(message))

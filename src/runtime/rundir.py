@@ -38,6 +38,7 @@ from typing import Any, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer, model_validator
 
 from reconciler.diagnostics import RunpodDeployError
+from reconciler.redaction import Redactor
 
 __all__ = [
     "EVENTS_FILENAME",
@@ -359,14 +360,14 @@ def estimate_cost_usd(
     return round(price_per_hour_usd * wall_time_sec / 3600.0, 4)
 
 
-def write_manifest(run_dir: Path, manifest: RunManifest) -> Path:
+def write_manifest(run_dir: Path, manifest: RunManifest, redactor: Redactor | None = None) -> Path:
     """Write the manifest atomically: a reader sees the old file or the whole new one, never half.
 
     Temp file in the same dir, fsync, rename over the target, fsync the dir. Raises `RunDirError`
     if the dir is missing or the disk refuses; the caller decides whether that fails the run.
     """
     target = run_dir / MANIFEST_FILENAME
-    payload = manifest.to_json().encode("utf-8")
+    payload = (redactor or Redactor()).text(manifest.to_json()).encode("utf-8")
     try:
         fd, temp_name = tempfile.mkstemp(
             dir=run_dir, prefix=f".{MANIFEST_FILENAME}.", suffix=".tmp"
@@ -510,16 +511,16 @@ class _JsonlAppender:
     fail the job it describes.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, redactor: Redactor | None = None) -> None:
         self.path = path
+        self._redactor = redactor or Redactor()
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._warned = False
 
     def append(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, ensure_ascii=False, default=_json_fallback) + "\n").encode(
-            "utf-8"
-        )
+        text = json.dumps(record, ensure_ascii=False, default=_json_fallback)
+        line = (self._redactor.text(text) + "\n").encode("utf-8")
         with self._lock:
             try:
                 if self._fd is None:
@@ -574,8 +575,8 @@ class EventLog:
     boundaries) also makes it durable against a crash of the machine.
     """
 
-    def __init__(self, path: Path, *, now: UtcClock = system_utc_now) -> None:
-        self._appender = _JsonlAppender(path)
+    def __init__(self, path: Path, *, now: UtcClock = system_utc_now, redactor: Redactor | None = None) -> None:
+        self._appender = _JsonlAppender(path, redactor)
         self._now = now
 
     @property
@@ -672,8 +673,8 @@ class MetricsRow(_Record):
 class MetricsLog:
     """The writer of a run's metrics.jsonl, with the same never-raise guarantees as EventLog."""
 
-    def __init__(self, path: Path, *, now: UtcClock = system_utc_now) -> None:
-        self._appender = _JsonlAppender(path)
+    def __init__(self, path: Path, *, now: UtcClock = system_utc_now, redactor: Redactor | None = None) -> None:
+        self._appender = _JsonlAppender(path, redactor)
         self._now = now
 
     @property
