@@ -125,7 +125,7 @@ def plan(job: JobSpec | RenderedJob, state: StackState, observation: Observation
         id=volume.id, name=volume.name, datacenter_id=volume.datacenter_id,
         size_gb=volume.size_gb, mount_path=spec.storage.volume_mount)
     creates = any(s.kind in (StepKind.CREATE, StepKind.REPLACE, StepKind.RESUME) for s in steps)
-    return Plan(
+    made = Plan(
         stack=PlanStack(name=spec.name, key=state.identity.key, pod_prefix=prefix,
                         config_path=config_path, state_path=state_path),
         steps=tuple(steps),
@@ -150,6 +150,11 @@ def plan(job: JobSpec | RenderedJob, state: StackState, observation: Observation
         state_lineage=state.lineage,
         inputs_fingerprint=fingerprint,
     )
+    redactor = job.redactor if isinstance(job, RenderedJob) else None
+    if redactor:
+        # A plan is shown and saved: no secret value in any of its fields (paths, details...).
+        return Plan.model_validate(redactor.json(made.to_dict()))
+    return made
 
 
 def _decide(desired: DesiredPod, prefix: str, state: StackState, observation: Observation,
