@@ -46,20 +46,7 @@ if TYPE_CHECKING:  # the executor pulls in SSH and rsync; import it only where i
     from runtime.executor import ApplyResult
     from runtime.reporter import Reporter
 
-__all__ = [
-    "ApplyRequest",
-    "PlanOptions",
-    "Stack",
-    "apply_stack",
-    "load_stack",
-    "make_plan",
-    "new_nonce",
-    "observe_stack",
-    "read_plan",
-    "run_stamp",
-    "stack_schema",
-    "with_budget",
-]
+# No `__all__` here: the public names are listed once, in `runpod_deploy/__init__.py`.
 
 
 @dataclass(frozen=True)

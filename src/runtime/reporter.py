@@ -9,14 +9,29 @@ from __future__ import annotations
 
 import sys
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
 from reconciler.redaction import Redactor
 
 
+@dataclass(frozen=True, slots=True)
+class PodSelected:
+    """The run has its pod: created (as soon as the provider answered), resumed or reused."""
+
+    pod_id: str
+    gpu_type_id: str | None = None
+    datacenter_id: str | None = None
+    how: str = "created"
+    """created | resumed | reused"""
+
+
 class Reporter:
-    """No-op base: subclass and override what you show."""
+    """No-op base: subclass and override what you show.
+
+    The hooks are the typed events a view needs (a phase started or finished, the pod
+    selected, a heartbeat, a log line, the cost): a view never reads the run's files back."""
 
     def phase_started(self, phase: str, detail: str = "") -> None:
         """A phase of the apply began (provision, wait_ssh, setup, stage, ..., lifecycle)."""
@@ -29,6 +44,9 @@ class Reporter:
 
     def log_line(self, line: str) -> None:
         """One line of the job's log, as it streams in."""
+
+    def pod_selected(self, pod: PodSelected) -> None:
+        """The pod the run is on (again after a failover replaced it)."""
 
     def cost(self, spent_usd: float, hourly_usd: float | None) -> None:
         """The running cost of the pod so far."""
@@ -102,6 +120,9 @@ class RedactingReporter(Reporter):
 
     def log_line(self, line: str) -> None:
         self.inner.log_line(self._redact(line))
+
+    def pod_selected(self, pod: PodSelected) -> None:
+        self.inner.pod_selected(pod)
 
     def cost(self, spent_usd: float, hourly_usd: float | None) -> None:
         self.inner.cost(spent_usd, hourly_usd)

@@ -35,7 +35,8 @@ from reconciler.redaction import MARKER, Redactor
 from reconciler.spec import Telemetry
 from runtime.clock import Clock
 from runtime.errors import TransportError
-from runtime.rundir import MetricsLog, Sample, parse_df, parse_free, parse_nvidia_smi, parse_top
+from runtime.rundir import MetricsLog, Sample
+from runtime.telemetry_parsers import parse_df, parse_free, parse_nvidia_smi, parse_top
 
 __all__ = [
     "REDACTED",

@@ -159,7 +159,6 @@ def _apply_command(
                 sys.stdout.write(f"RUN_DIR={path}\n")
                 sys.stdout.flush()
             if live is not None:  # confirmed: the run begins, the live view takes over stderr
-                live.follow_events(path / "events.jsonl")
                 live.start()
 
         result = None
