@@ -31,7 +31,7 @@ from reconciler.observed import (
     StockStatus,
 )
 from reconciler.plan import PlacementOptions, Plan, PlanOptions, StepKind
-from reconciler.state import PodRecord, StackState
+from reconciler.state import PendingKind, PendingOperation, PodRecord, StackState
 from runpod_deploy.api import Stack, load_stack, make_plan
 from runtime.errors import (
     BudgetExceededError,
@@ -311,6 +311,33 @@ def test_noop_reuses_the_running_pod(world: World) -> None:
     assert world.apply(job, plan, state).ok
     assert job.ran_on == [old.pod_id]
     assert world.provider.calls == [f"terminate {old.pod_id}"]
+
+
+def test_adopt_records_the_pod_an_interrupted_create_made(world: World) -> None:
+    assert world.stack is not None
+    name = f"{world.stack.pod_prefix}cut"
+    made = world.provider._up(ObservedPod(pod_id="made1", name=name, status=PodStatus.RUNNING, image=IMAGE,
+                                          gpu_type_id=A5000, gpu_count=1, datacenter_id=RO, cost_per_hr=0.27))
+    state = world.store.read()
+    world.store.write(state.evolve(pending=PendingOperation(kind=PendingKind.CREATE, pod_name=name,
+                                                            started_at="2026-05-01T11:59:00+00:00")))
+    plan, state = world.plan()
+    assert [s.kind for s in plan.steps] == [StepKind.ADOPT]
+    job = FakeJob()
+    result = world.apply(job, plan, state)
+    assert result.ok and job.ran_on == [made.pod_id]
+    assert not any(c.startswith("create") for c in world.provider.calls)
+
+
+def test_forget_a_pod_deleted_behind_our_back_then_create(world: World) -> None:
+    gone = _existing(world, PodStatus.RUNNING)
+    del world.provider.pods[gone.pod_id]
+    plan, state = world.plan()
+    assert [s.kind for s in plan.steps] == [StepKind.FORGET, StepKind.CREATE]
+    job = FakeJob()
+    assert world.apply(job, plan, state).ok
+    assert job.ran_on and job.ran_on != [gone.pod_id]
+    assert f"terminate {gone.pod_id}" not in world.provider.calls
 
 
 def test_replace_deletes_then_creates(world: World) -> None:
