@@ -273,7 +273,7 @@ def make_plan(stack: Stack, *, options: PlanOptions = PlanOptions(),
         return _plan(stack.job, state, observation, options, config_path=str(stack.config_path),
                      state_path=str(stack.state_path), source_fingerprint=stack.source_fingerprint)
     except PlanError as exc:
-        raise _locate(exc, stack.source_map) from None
+        raise stack.job.redactor.exception(_locate(exc, stack.source_map)) from None
 
 
 def read_plan(text: str) -> Plan:
