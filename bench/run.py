@@ -839,7 +839,7 @@ def _alternating(round_index: int, ours: Callable[[], None], plain: Callable[[],
 def scenario_staging(opts: Options) -> list[Row]:
     """4. Push 2,000 files / 200 MB (full, then with one file changed): our Rsync (as staging
     uses it) vs plain `rsync -a`, over the same pod sshd."""
-    from runtime.phases import DEFAULT_STAGING_EXCLUDES
+    from reconciler.spec import DEFAULT_STAGING_EXCLUDES
 
     files, total = opts.sized((2000, 200 * 10**6), (200, 20 * 10**6), (20, 200 * 10**3))
     rows: list[Row] = []

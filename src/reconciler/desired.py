@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.observed import CloudType
-from reconciler.spec import JobSpec
+from reconciler.plan import PodTemplate
+from reconciler.spec import Command, JobSpec, StorageMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +105,57 @@ def desired_pod(spec: JobSpec) -> DesiredPod:
         volume_mount_path=spec.storage.volume_mount,
         network_volume_name=spec.storage.volume_name if spec.uses_network_volume else None,
         ports=spec.pod.ports, interruptible=spec.pod.spot)
+
+
+def preflight_commands(spec: JobSpec) -> tuple[Command, ...]:
+    """The stack's preflight, with the `python_version` pin first when the stack asks for one
+    (the plan shows it and the executor runs it: one definition for both)."""
+    if not spec.pod.python_version:
+        return tuple(spec.preflight)
+    version = spec.pod.python_version
+    where = spec.staging[0].destination if spec.staging else "$HOME"
+    pin = Command(
+        command=(
+            f"uv python install {version} && cd {where} && uv python pin {version} && "
+            f'echo "[runpod-deploy] pinned Python {version} at $(pwd)/.python-version"'
+        ),
+        timeout_sec=300,
+    )
+    return (pin, *spec.preflight)
+
+
+def pod_template(spec: JobSpec, network_volume_id: str | None = None) -> PodTemplate:
+    """The concrete request a create makes for `spec`, less the per-attempt name and pair."""
+    return PodTemplate(
+        image=spec.pod.image,
+        cloud_type=spec.pod.cloud_type.value,
+        gpu_count=spec.pod.gpu_count,
+        interruptible=spec.pod.spot,
+        container_disk_gb=spec.pod.container_disk_gb,
+        volume_gb=(spec.storage.volume_gb or 0) if spec.storage.mode is StorageMode.EPHEMERAL else 0,
+        volume_mount_path=spec.storage.volume_mount,
+        network_volume_id=network_volume_id,
+        ports=tuple(spec.pod.ports),
+        min_vcpu_count=spec.pod.min_vcpu_count,
+        min_memory_gb=spec.pod.min_memory_gb,
+    )
+
+
+def request_for(template: PodTemplate, *, name: str, gpu_type_id: str, datacenter_id: str) -> PodRequest:
+    """One create attempt of a planned pod on one candidate pair."""
+    return PodRequest(
+        name=name,
+        image=template.image,
+        gpu_type_id=gpu_type_id,
+        datacenter_id=datacenter_id,
+        cloud_type=CloudType(template.cloud_type),
+        gpu_count=template.gpu_count,
+        interruptible=template.interruptible,
+        container_disk_gb=template.container_disk_gb,
+        volume_gb=template.volume_gb,
+        volume_mount_path=template.volume_mount_path,
+        network_volume_id=template.network_volume_id,
+        ports=template.ports,
+        min_vcpu_count=template.min_vcpu_count,
+        min_memory_gb=template.min_memory_gb,
+    )

@@ -250,11 +250,75 @@ class PlanStack(_Value):
     state_path: str = ""
 
 
+class PlacementOptions(_Value):
+    """The flags that steer where a new pod lands (`--gpu-id`/`--datacenter-id`, together,
+    pin one pair; `--max-gpu-price` skips dearer GPUs)."""
+
+    gpu_id: str | None = None
+    datacenter_id: str | None = None
+    max_gpu_price: float | None = None
+
+
 class PlanOptions(_Value):
     """Flags only; no handles."""
 
     force_fresh: bool = False
     delete_orphans: bool = False
+    placement: PlacementOptions = PlacementOptions()
+
+
+class PlacementEntry(_Value):
+    """One GPU x datacenter pair of the failover walk: a candidate, or skipped and why."""
+
+    gpu_type_id: str
+    datacenter_id: str
+    hourly_usd: float | None = None
+    """The catalog's $/hr for the whole pod on this GPU type, when the catalog has a price."""
+    stock: str | None = None
+    """The catalog's stock word, or None when the datacenter does not list the GPU."""
+    skipped: str | None = None
+
+
+class Placement(_Value):
+    """The failover walk of `reconciler.placement.place`: every pair in order, and the error
+    when no pair is left (then a create cannot start)."""
+
+    options: PlacementOptions = PlacementOptions()
+    entries: tuple[PlacementEntry, ...] = ()
+    error: str | None = None
+
+    @property
+    def candidates(self) -> tuple[PlacementEntry, ...]:
+        """The pairs apply will try, in order."""
+        return tuple(e for e in self.entries if e.skipped is None)
+
+    @property
+    def skipped(self) -> tuple[PlacementEntry, ...]:
+        return tuple(e for e in self.entries if e.skipped is not None)
+
+
+class PodTemplate(_Value):
+    """The concrete pod request of a create, less what each attempt fills in (its unique name,
+    and the GPU type and datacenter of its candidate)."""
+
+    image: str
+    cloud_type: str
+    gpu_count: int = 1
+    interruptible: bool = False
+    container_disk_gb: int = 20
+    volume_gb: int = 0
+    volume_mount_path: str = "/workspace"
+    network_volume_id: str | None = None
+    ports: tuple[str, ...] = ("22/tcp",)
+    min_vcpu_count: int | None = None
+    min_memory_gb: int | None = None
+
+
+class PhaseCommands(_Value):
+    """The rendered commands of one job phase, redacted (a plan is shown and saved)."""
+
+    phase: JobPhase
+    commands: tuple[str, ...]
 
 
 class Plan(_Value):
@@ -272,6 +336,15 @@ class Plan(_Value):
     unchecked: tuple[str, ...] = ()
     observation: ObservationSummary
     options: PlanOptions = PlanOptions()
+    pod_request: PodTemplate | None = None
+    """What a create or replace step asks the provider for (None when no step creates)."""
+    placement: Placement | None = None
+    """Where a create may land, in the order apply tries (None when no step creates)."""
+    commands: tuple[PhaseCommands, ...] = ()
+    """The rendered phase commands, redacted for display."""
+    source_fingerprint: str = ""
+    """sha256 of the stack file (and vars file) bytes the plan was rendered from: apply stops
+    when the file changed between the preview and the answer."""
     spec_fingerprint: str
     state_serial: int
     state_lineage: str | None

@@ -15,11 +15,12 @@ import posixpath
 from collections.abc import Callable, Sequence
 
 from reconciler.cost import estimate_cost
-from reconciler.desired import DesiredPod, desired_pod
+from reconciler.desired import DesiredPod, desired_pod, pod_template, preflight_commands
 from reconciler.diagnostics import Diagnostic, PlanError, Severity, error, warning
 from reconciler.known_ids import known_datacenter_ids, known_gpu_ids, suggest
 from reconciler.naming import stack_pod_prefix
-from reconciler.observed import CloudType, NetworkVolume, ObservedPod, Observation, PodStatus
+from reconciler.observed import CloudType, NetworkVolume, Observation, ObservedPod, PodStatus
+from reconciler.placement import place
 from reconciler.plan import (
     FieldChange,
     Guard,
@@ -28,6 +29,7 @@ from reconciler.plan import (
     NetworkVolumeMount,
     ObservationSummary,
     OrphanPod,
+    PhaseCommands,
     PhaseEntry,
     Plan,
     PlanOptions,
@@ -56,7 +58,7 @@ def _why(reason: Reason, **values: object) -> StepReason:
 
 def plan(job: JobSpec | RenderedJob, state: StackState, observation: Observation,
          options: PlanOptions = PlanOptions(), *, config_path: str = "",
-         state_path: str = "") -> Plan:
+         state_path: str = "", source_fingerprint: str = "") -> Plan:
     """Decide what to do about the stack's pod. `job` is the rendered stack (a RenderedJob,
     whose secrets are then kept out of the fingerprint, or its spec); `state.identity` must be
     set. Raises PlanError for placement errors and for a blind plan over a recorded pod."""
@@ -119,13 +121,15 @@ def plan(job: JobSpec | RenderedJob, state: StackState, observation: Observation
             f"cap ${cost.cap_usd:.2f}", field_path="budget"))
     relevant = _relevant_pods(prefix, state, observation)
     fingerprint = _fingerprint(redact(spec.model_dump_json()), state, relevant, volume)
-    return Plan(
+    mount = None if volume is None else NetworkVolumeMount(
+        id=volume.id, name=volume.name, datacenter_id=volume.datacenter_id,
+        size_gb=volume.size_gb, mount_path=spec.storage.volume_mount)
+    creates = any(s.kind in (StepKind.CREATE, StepKind.REPLACE, StepKind.RESUME) for s in steps)
+    made = Plan(
         stack=PlanStack(name=spec.name, key=state.identity.key, pod_prefix=prefix,
                         config_path=config_path, state_path=state_path),
         steps=tuple(steps),
-        network_volume=None if volume is None else NetworkVolumeMount(
-            id=volume.id, name=volume.name, datacenter_id=volume.datacenter_id,
-            size_gb=volume.size_gb, mount_path=spec.storage.volume_mount),
+        network_volume=mount,
         orphans=orphan_values,
         phases=_phases(spec),
         lifecycle=_lifecycle(spec),
@@ -137,11 +141,20 @@ def plan(job: JobSpec | RenderedJob, state: StackState, observation: Observation
                                        complete=observation.complete,
                                        observed_at=observation.observed_at.isoformat()),
         options=options,
+        pod_request=pod_template(spec, volume.id if volume else None) if creates else None,
+        placement=place(spec, observation.catalog, options.placement, mount) if creates else None,
+        commands=_commands(spec, redact),
+        source_fingerprint=source_fingerprint,
         spec_fingerprint=desired.fingerprint(),
         state_serial=state.serial,
         state_lineage=state.lineage,
         inputs_fingerprint=fingerprint,
     )
+    redactor = job.redactor if isinstance(job, RenderedJob) else None
+    if redactor:
+        # A plan is shown and saved: no secret value in any of its fields (paths, details...).
+        return Plan.model_validate(redactor.json(made.to_dict()))
+    return made
 
 
 def _decide(desired: DesiredPod, prefix: str, state: StackState, observation: Observation,
@@ -392,6 +405,17 @@ def find_network_volume(spec: JobSpec, volumes: Sequence[NetworkVolume]
         detail="a pod can mount a network volume only in the volume's datacenter; expected "
         f"pod.datacenters to include {'one of ' if len(homes) > 1 else ''}{where}",
         field_path="pod.datacenters")]
+
+
+def _commands(spec: JobSpec, redact: Callable[[str], str]) -> tuple[PhaseCommands, ...]:
+    """What each phase will run, as rendered for this run, with its secrets redacted."""
+    found = (
+        (JobPhase.SETUP, tuple(c.command for c in spec.setup)),
+        (JobPhase.PREFLIGHT, tuple(c.command for c in preflight_commands(spec))),
+        (JobPhase.LAUNCH, (spec.run.body,)),
+    )
+    return tuple(PhaseCommands(phase=phase, commands=tuple(redact(c) for c in commands))
+                 for phase, commands in found if commands)
 
 
 def _phases(spec: JobSpec) -> tuple[PhaseEntry, ...]:

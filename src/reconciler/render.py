@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.plan import Plan, Step, StepKind
+from reconciler.plan import JobPhase, Plan, Step, StepKind
 
 __all__ = ["render_json", "render_markdown", "render_text"]
 
@@ -46,6 +46,43 @@ def _step_lines(plan: Plan, step: Step) -> list[str]:
     return lines
 
 
+def _placement_lines(plan: Plan) -> list[str]:
+    """The failover order a create will walk, each skipped pair with its reason."""
+    placement = plan.placement
+    if placement is None:
+        return []
+    lines = ["", "Placement (the order a create tries):"]
+    rank = 0
+    for entry in placement.entries:
+        price = f"${entry.hourly_usd:.2f}/hr" if entry.hourly_usd is not None else "$?/hr"
+        where = f"{entry.gpu_type_id} @ {entry.datacenter_id}"
+        if entry.skipped is None:
+            rank += 1
+            lines.append(f"  {rank:>2}. {where:<40} {price}")
+        else:
+            lines.append(f"   -  {where:<40} skipped: {entry.skipped}")
+    if placement.error:
+        lines.append(f"  ! {placement.error}")
+    return lines
+
+
+def _command_lines(plan: Plan, phase: JobPhase) -> list[str]:
+    """The phase's rendered commands (already redacted), one line each."""
+    for entry in plan.commands:
+        if entry.phase is phase:
+            if phase is JobPhase.LAUNCH:
+                body = entry.commands[0].splitlines() if entry.commands else []
+                return [f"               | {line[:_WIDTH]}" for line in body[:_BODY_LINES]] + (
+                    [f"               | ... ({len(body) - _BODY_LINES} more lines)"]
+                    if len(body) > _BODY_LINES else [])
+            return [f"               $ {' '.join(c.split())[:_WIDTH]}" for c in entry.commands]
+    return []
+
+
+_WIDTH = 100
+_BODY_LINES = 6
+
+
 def render_text(plan: Plan) -> str:
     out = [(f"Stack {plan.stack.name} (key {plan.stack.key}, pods named "
             f"{plan.stack.pod_prefix}*)")]
@@ -64,11 +101,13 @@ def render_text(plan: Plan) -> str:
             price = f"${o.cost_per_hr:.2f}/hr" if o.cost_per_hr is not None else "$?/hr"
             action = "will be deleted" if o.will_delete else "pass --delete-orphans to delete"
             out.append(f"  ! {o.pod_id} {o.name} {o.status} {price} ({action})")
+    out += _placement_lines(plan)
     out.append("")
     out.append("Job phases:")
     for p in plan.phases:
         mark = "*" if p.runs else "-"
         out.append(f"  {mark} {p.phase.value:<10} {p.detail}")
+        out += _command_lines(plan, p.phase)
     out.append("")
     life = plan.lifecycle
     out.append(f"Lifecycle: on success {life.on_success} ({life.success_detail})")

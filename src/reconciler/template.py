@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.diagnostics import Diagnostic, SpecError, error
+from reconciler.redaction import MARKER, Redactor
 from reconciler.spec import JobSpec, RemoteEnv
 
 __all__ = [
@@ -170,18 +171,17 @@ class Variables:
     run_id_prefix: str = ""
 
     def shown(self) -> dict[str, str]:
-        """The values with every secret one replaced by a marker: safe to print or store."""
-        return {k: (f"<secret:{k}>" if k in self.secret_names else v)
-                for k, v in self.values.items()}
+        """The values with every secret one replaced by the marker: safe to print or store."""
+        return {k: (MARKER if k in self.secret_names else v) for k, v in self.values.items()}
+
+    @property
+    def redactor(self) -> Redactor:
+        """The secret values of this run, as the one `Redactor` every output goes through."""
+        return Redactor.of(self.values.get(name) for name in self.secret_names)
 
     def redact(self, text: str) -> str:
-        """Replace every secret value (and its shell-quoted form) in a text by a marker."""
-        for name in sorted(self.secret_names, key=lambda n: -len(self.values.get(n, ""))):
-            value = self.values.get(name, "")
-            if value:
-                text = text.replace(shlex.quote(value), f"<secret:{name}>")
-                text = text.replace(value, f"<secret:{name}>")
-        return text
+        """Replace every secret value (and its shell-quoted form) in a text by the marker."""
+        return self.redactor.text(text)
 
 
 def _resolve_path(value: str, *, base: str, home: str) -> str:
@@ -190,6 +190,11 @@ def _resolve_path(value: str, *, base: str, home: str) -> str:
     if posixpath.isabs(value):
         return posixpath.normpath(value)
     return posixpath.normpath(posixpath.join(base, value))
+
+
+def project_root_of(spec: JobSpec, *, config_dir: str, home: str) -> str:
+    """The absolute project root of a stack (where its run dirs go), before any rendering."""
+    return _resolve_path(spec.local.project_root, base=config_dir, home=home)
 
 
 def resolve_variables(spec: JobSpec, *, config_dir: str, home: str, run_stamp: str,
@@ -202,7 +207,7 @@ def resolve_variables(spec: JobSpec, *, config_dir: str, home: str, run_stamp: s
     `YYYYMMDDTHHMMSSZ` the shell took from its clock.
     """
     problems: list[Diagnostic] = []
-    project_root = _resolve_path(spec.local.project_root, base=config_dir, home=home)
+    project_root = project_root_of(spec, config_dir=config_dir, home=home)
     if project_root == posixpath.normpath(home):
         problems.append(error(f"project_root resolves to the home directory ({project_root})",
                               detail="expected the project directory; staging it would copy "
@@ -283,6 +288,10 @@ class RenderedJob:
     @property
     def run_dir(self) -> str:
         return self.variables.run_dir
+
+    @property
+    def redactor(self) -> Redactor:
+        return self.variables.redactor
 
     def redact(self, text: str) -> str:
         return self.variables.redact(text)

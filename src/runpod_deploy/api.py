@@ -8,6 +8,7 @@ renders and sets the exit code.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import secrets as _secrets
@@ -16,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.diagnostics import Diagnostic, PlanError, SpecError, error, warning
+from reconciler.diagnostics import (
+    Diagnostic,
+    PlanError,
+    RunpodDeployError,
+    SpecError,
+    error,
+    warning,
+)
 from reconciler.load import SourceMap, load_spec_report, parse_var_assignment, parse_vars_file
 from reconciler.naming import (
     config_path_hash,
@@ -26,31 +34,19 @@ from reconciler.naming import (
     stack_pod_prefix,
 )
 from reconciler.observed import Observation
-from reconciler.plan import Plan, PlanOptions
+from reconciler.plan import PlacementOptions, Plan, PlanOptions
 from reconciler.planner import plan as _plan
+from reconciler.redaction import Redactor
 from reconciler.spec import JobSpec, json_schema
 from reconciler.state import StackIdentity, StackState
-from reconciler.template import RenderedJob, render_spec, resolve_variables
+from reconciler.template import RenderedJob, project_root_of, render_spec, resolve_variables
 from runtime.clock import Clock, SystemClock
 
 if TYPE_CHECKING:  # the executor pulls in SSH and rsync; import it only where it runs
     from runtime.executor import ApplyResult
     from runtime.reporter import Reporter
 
-__all__ = [
-    "ApplyRequest",
-    "PlanOptions",
-    "Stack",
-    "load_stack",
-    "apply_stack",
-    "make_plan",
-    "new_nonce",
-    "observe_stack",
-    "read_plan",
-    "run_stamp",
-    "stack_schema",
-    "with_budget",
-]
+# No `__all__` here: the public names are listed once, in `runpod_deploy/__init__.py`.
 
 
 @dataclass(frozen=True)
@@ -65,6 +61,8 @@ class Stack:
     state_path: Path
     warnings: tuple[Diagnostic, ...]
     source_map: SourceMap
+    source_fingerprint: str = ""
+    """sha256 of the bytes the stack was rendered from (stack file, then vars file)."""
 
     @property
     def name(self) -> str:
@@ -155,12 +153,17 @@ def _locate(exc: SpecError | PlanError, smap: SourceMap) -> SpecError | PlanErro
 def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapping[str, str] = (),
                vars_file: str | os.PathLike[str] | None = None,
                env: Mapping[str, str] | None = None, clock: Clock | None = None,
-               stamp: str | None = None, run_dir: str | None = None) -> Stack:
-    """Read, validate and render a stack file. Raises SpecError with every problem located."""
+               stamp: str | None = None,
+               run_dir: str | Callable[[Path], Path] | None = None) -> Stack:
+    """Read, validate and render a stack file. Raises SpecError with every problem located.
+
+    `run_dir` may be a function of the project root that reserves the run dir (apply): the
+    stack is then rendered once, with the run dir and run id the run will really have."""
     env = os.environ if env is None else env
     home = env.get("HOME") or str(Path.home())
     path = Path(config).expanduser().absolute()
     text = _read_input(path, str(config), "the stack file", "expected a readable YAML file")
+    digest = hashlib.sha256(text.encode("utf-8"))
     _refuse_alias_bombs(text, str(config))
     loaded = load_spec_report(text, source=str(config))
     variables: dict[str, str] = {}
@@ -173,10 +176,14 @@ def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapp
     file_vars: dict[str, str] = {}
     if vars_file is not None:
         vpath = Path(vars_file)
-        file_vars = parse_vars_file(
-            _read_input(vpath, "--vars-file", "the vars file", "expected a JSON object of strings"),
-            source=str(vars_file))
+        vars_text = _read_input(vpath, "--vars-file", "the vars file", "expected a JSON object of strings")
+        digest.update(b"\0" + vars_text.encode("utf-8"))
+        file_vars = parse_vars_file(vars_text, source=str(vars_file))
     spec = loaded.spec
+    if callable(run_dir):
+        root = project_root_of(spec, config_dir=str(path.parent), home=home)
+        reserved = run_dir(Path(root))
+        run_dir, stamp = str(reserved), reserved.name
     try:
         values = resolve_variables(spec, config_dir=str(path.parent), home=home,
                                    run_stamp=stamp or run_stamp(clock or SystemClock()),
@@ -196,7 +203,20 @@ def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapp
                                              state_dir=env.get("RUNPOD_DEPLOY_STATE_DIR")))
     unused = _unused_variables(spec, {**file_vars, **variables})
     return Stack(config_path=path, spec=spec, job=job, identity=identity, state_path=state_path,
-                 warnings=loaded.warnings + unused, source_map=loaded.source_map)
+                 warnings=loaded.warnings + unused, source_map=loaded.source_map,
+                 source_fingerprint="sha256:" + digest.hexdigest())
+
+
+def source_fingerprint(config: str | os.PathLike[str],
+                       vars_file: str | os.PathLike[str] | None = None) -> str:
+    """The fingerprint `load_stack` gives the same files now ("" when they cannot be read)."""
+    try:
+        digest = hashlib.sha256(Path(config).expanduser().absolute().read_bytes())
+        if vars_file is not None:
+            digest.update(b"\0" + Path(vars_file).read_bytes())
+    except OSError:
+        return ""
+    return "sha256:" + digest.hexdigest()
 
 
 def _unused_variables(spec: JobSpec, given: Mapping[str, str]) -> tuple[Diagnostic, ...]:
@@ -251,9 +271,9 @@ def make_plan(stack: Stack, *, options: PlanOptions = PlanOptions(),
         observation = observe_stack(stack, state, provider=provider, env=env, clock=clock)
     try:
         return _plan(stack.job, state, observation, options, config_path=str(stack.config_path),
-                     state_path=str(stack.state_path))
+                     state_path=str(stack.state_path), source_fingerprint=stack.source_fingerprint)
     except PlanError as exc:
-        raise _locate(exc, stack.source_map) from None
+        raise stack.job.redactor.exception(_locate(exc, stack.source_map)) from None
 
 
 def read_plan(text: str) -> Plan:
@@ -338,18 +358,36 @@ def _check_private_key(stack: Stack, override: str | None) -> None:
     raise _locate(failure, stack.source_map) if not override else failure
 
 
-def _check_pin_against_volume(request: ApplyRequest, the_plan: Plan) -> None:
-    """A pinned datacenter other than the network volume's could never mount it: refuse
-    before a run dir or a pod exists."""
-    volume = the_plan.network_volume
-    if request.datacenter_id is None or volume is None or volume.datacenter_id in (
-            None, request.datacenter_id):
+def _check_pin(request: ApplyRequest, the_plan: Plan) -> None:
+    """A pin the placement cannot honour (a datacenter other than the network volume's, which
+    could never mount it): refuse before a pod exists. The rule is `reconciler.placement`'s."""
+    placement = the_plan.placement
+    if request.datacenter_id is None or placement is None or placement.error is None:
         return
+    volume = the_plan.network_volume
     raise SpecError([error(
-        f"--datacenter-id {request.datacenter_id} cannot mount network volume '{volume.name}', "
-        f"which is in {volume.datacenter_id}",
-        detail=f"expected --datacenter-id {volume.datacenter_id} (or no pin)",
+        placement.error,
+        detail=f"expected --datacenter-id {volume.datacenter_id} (or no pin)"
+        if volume is not None and volume.datacenter_id else "expected another pin (or none)",
         field_path="--datacenter-id")])
+
+
+def run_redactor(stack: Stack, env: Mapping[str, str]) -> Redactor:
+    """Every secret a run of `stack` knows: its secret variables, the values of the environment
+    variables `secrets[].env` ships to the pod, and the provider's API key."""
+    shipped = [env.get(key) for secret in stack.job.spec.secrets for key in secret.env]
+    return stack.job.redactor.with_values([*shipped, env.get("RUNPOD_API_KEY")])
+
+
+def _release_run_dir(path: Path | None, keep: Path | None) -> None:
+    """Remove a reserved run dir that nothing ran in (and the folders made for it, up to
+    `keep`), so that a declined or refused apply leaves nothing behind."""
+    while path is not None and path != keep:
+        try:
+            path.rmdir()
+        except OSError:
+            return
+        path = path.parent
 
 
 def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyRequest(), *,
@@ -358,86 +396,112 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
                 confirm: Callable[[Plan], bool] | None = None,
                 on_plan: Callable[[Plan], None] | None = None,
                 on_run_dir: Callable[[Path], None] | None = None) -> ApplyResult | None:
-    """Plan and apply a stack: lock it, re-observe, plan (a saved plan must still match), ask
-    `confirm(plan)` (None: go ahead), then provision, run the job, pull, apply the lifecycle.
+    """Reserve a run dir and render the stack once; lock it, observe, plan (a saved plan must
+    still match), ask `confirm(plan)` (None: go ahead), check that the stack file is still the
+    one the plan was made from, then carry out that plan: provision, run the job, pull, apply
+    the lifecycle.
 
     Returns the `ApplyResult` (its `exit_code` tells the outcomes apart), or None when
-    `confirm` declined; raises
-    `RunpodDeployError` for what stops it before a run dir exists (bad stack, locked stack,
-    stale plan, provider unreachable). `on_plan(plan)` sees the plan before the prompt.
+    `confirm` declined; raises `RunpodDeployError` for what stops it before the run starts
+    (bad stack, locked stack, stale plan, changed stack file, provider unreachable), having
+    removed the reserved run dir. `on_plan(plan)` sees the plan before the prompt. Every
+    text that leaves (reporter lines, files, the error raised) passes the run's `Redactor`.
     """
-    from runtime.executor import ApplyOptions, Executor, hostkeys_path_for
     from runtime.errors import ProviderError, StalePlanError
+    from runtime.executor import ApplyOptions, Executor, hostkeys_path_for
     from runtime.failpoints import crash_point
     from runtime.providers import make_provider
-    from runtime.reporter import PlainReporter
+    from runtime.reporter import PlainReporter, RedactingReporter
     from runtime.rundir import EventLog, create_run_dir
     from runtime.statestore import StateStore
 
     env = os.environ if env is None else env
     clock = clock or SystemClock()
-    reporter = reporter or PlainReporter()
     if (request.gpu_id is None) != (request.datacenter_id is None):
         raise SpecError([error("--gpu-id and --datacenter-id must be given together",
                                field_path="--gpu-id")])
-    stamp = run_stamp(clock)
-    stack = with_budget(load_stack(config, cli_vars=request.cli_vars, vars_file=request.vars_file,
-                                   env=env, clock=clock, stamp=stamp),
-                        cost_cap_usd=request.cost_cap_usd,
-                        max_runtime_minutes=request.max_runtime_minutes)
-    for diagnostic in stack.warnings:
-        reporter.warning(diagnostic.format().replace("warning: ", "", 1))
-    provider = make_provider(request.provider, env)
-    if provider is None:
-        raise ProviderError(f"{request.provider} was not found on PATH; install it (or use "
-                            "--provider api, or --local for the simulator)", provider=request.provider)
-    store = StateStore(stack.state_path, stack.identity)
-    with store.lock(timeout=0, command=f"apply {stack.config_path}"):
-        crash_point("after_lock")
-        state = store.read()
-        observation = observe_stack(stack, state, provider=request.provider, env=env, clock=clock)
-        the_plan = make_plan(stack, options=request.plan_options, provider=request.provider, env=env,
-                             clock=clock, state=state, observation=observation)
-        _check_pin_against_volume(request, the_plan)
-        _check_private_key(stack, request.ssh_key)  # after the plan: its errors come first
-        if request.saved_plan is not None and \
-                request.saved_plan.inputs_fingerprint != the_plan.inputs_fingerprint:
-            raise StalePlanError("the saved plan no longer matches the stack, its state or what "
-                                 "RunPod reports; run `runpod-deploy plan` again")
-        if on_plan is not None:
-            on_plan(the_plan)
-        if confirm is not None and not confirm(the_plan):
-            return None
-        project_root = Path(stack.job.variables.project_root)
-        run_dir = create_run_dir(project_root, now=clock.now).path
-        if on_run_dir is not None:
-            on_run_dir(run_dir)
-        rendered = with_budget(load_stack(config, cli_vars=request.cli_vars,
-                                          vars_file=request.vars_file, env=env, clock=clock,
-                                          stamp=run_dir.name, run_dir=str(run_dir)),
-                               cost_cap_usd=request.cost_cap_usd,
-                               max_runtime_minutes=request.max_runtime_minutes)
-        secret_values = [rendered.job.variables.values[name]
-                         for name in rendered.job.variables.secret_names]
-        secret_values += [env[key] for secret in rendered.job.spec.secrets for key in secret.env
-                          if key in env]
-        executor = Executor(
-            spec=rendered.job.spec,
-            project_root=project_root,
-            config_path=stack.config_path,
-            store=store,
-            provider=provider,
-            clock=clock,
-            reporter=reporter,
-            options=ApplyOptions(gpu_id=request.gpu_id, datacenter_id=request.datacenter_id,
-                                 max_gpu_price=request.max_gpu_price,
-                                 ssh_ready_timeout_sec=request.ssh_ready_timeout_sec,
-                                 ssh_key=request.ssh_key),
-            make_pod_name=lambda: next_pod_name(stack),
-            hostkeys_path=hostkeys_path_for(stack.state_path),
-            env=env,
-            secrets_to_redact=secret_values,
-            catalog=observation.catalog,
-        )
-        with EventLog(run_dir / "events.jsonl", now=clock.now) as events:
-            return executor.apply(the_plan, state, run_dir=run_dir, events=events)
+    reserved: dict[str, Path] = {}
+
+    def reserve(project_root: Path) -> Path:
+        # The first folder that does not exist yet is the one to remove again on a refusal.
+        made = next((p for p in (project_root / "artifacts" / "runpod", project_root / "artifacts",
+                                 project_root) if p.exists()), None)
+        if made is not None:
+            reserved["keep"] = made
+        reserved["run_dir"] = create_run_dir(project_root, now=clock.now).path
+        return reserved["run_dir"]
+
+    try:
+        stack = with_budget(load_stack(config, cli_vars=request.cli_vars,
+                                       vars_file=request.vars_file, env=env, clock=clock,
+                                       run_dir=reserve),
+                            cost_cap_usd=request.cost_cap_usd,
+                            max_runtime_minutes=request.max_runtime_minutes)
+    except BaseException:
+        _release_run_dir(reserved.get("run_dir"), reserved.get("keep"))
+        raise
+    run_dir = reserved["run_dir"]
+    redactor = run_redactor(stack, env)
+    reporter = RedactingReporter(reporter or PlainReporter(), redactor)
+    started = False
+    try:
+        for diagnostic in stack.warnings:
+            reporter.warning(diagnostic.format().replace("warning: ", "", 1))
+        provider = make_provider(request.provider, env)
+        if provider is None:
+            raise ProviderError(f"{request.provider} was not found on PATH; install it (or use "
+                                "--provider api, or --local for the simulator)",
+                                provider=request.provider)
+        store = StateStore(stack.state_path, stack.identity)
+        with store.lock(timeout=0, command=f"apply {stack.config_path}"):
+            crash_point("after_lock")
+            state = store.read()
+            observation = observe_stack(stack, state, provider=request.provider, env=env,
+                                        clock=clock)
+            options = request.plan_options.model_copy(update={"placement": PlacementOptions(
+                gpu_id=request.gpu_id, datacenter_id=request.datacenter_id,
+                max_gpu_price=request.max_gpu_price)})
+            the_plan = make_plan(stack, options=options, provider=request.provider, env=env,
+                                 clock=clock, state=state, observation=observation)
+            _check_pin(request, the_plan)
+            _check_private_key(stack, request.ssh_key)  # after the plan: its errors come first
+            if request.saved_plan is not None and \
+                    request.saved_plan.inputs_fingerprint != the_plan.inputs_fingerprint:
+                raise StalePlanError("the saved plan no longer matches the stack, its state or "
+                                     "what RunPod reports; run `runpod-deploy plan` again")
+            if on_plan is not None:
+                on_plan(the_plan)
+            if confirm is not None and not confirm(the_plan):
+                return None
+            if source_fingerprint(config, request.vars_file) != stack.source_fingerprint:
+                raise StalePlanError(
+                    f"{stack.config_path} (or its vars file) changed after the plan was shown; "
+                    "nothing was done. Run apply again to see the plan of the file as it is now")
+            started = True
+            if on_run_dir is not None:
+                on_run_dir(run_dir)
+            executor = Executor(
+                spec=stack.job.spec,
+                project_root=Path(stack.job.variables.project_root),
+                config_path=stack.config_path,
+                store=store,
+                provider=provider,
+                clock=clock,
+                reporter=reporter,
+                options=ApplyOptions(gpu_id=request.gpu_id, datacenter_id=request.datacenter_id,
+                                     max_gpu_price=request.max_gpu_price,
+                                     ssh_ready_timeout_sec=request.ssh_ready_timeout_sec,
+                                     ssh_key=request.ssh_key),
+                make_pod_name=lambda: next_pod_name(stack),
+                hostkeys_path=hostkeys_path_for(stack.state_path),
+                env=env,
+                redactor=redactor,
+                catalog=observation.catalog,
+            )
+            with EventLog(run_dir / "events.jsonl", now=clock.now, redactor=redactor) as events:
+                return executor.apply(the_plan, state, run_dir=run_dir, events=events)
+    except RunpodDeployError as exc:
+        raise redactor.exception(exc) from None
+    finally:
+        if not started:
+            _release_run_dir(run_dir, reserved.get("keep"))

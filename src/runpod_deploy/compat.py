@@ -49,24 +49,7 @@ from reconciler.template import render_text, resolve_variables
 if TYPE_CHECKING:
     from runtime.executor import ApplyResult
 
-__all__ = [
-    "ArtifactPullSpec",
-    "BudgetSpec",
-    "CommandSpec",
-    "JobContext",
-    "LifecyclePolicySpec",
-    "RemoteEnvSpec",
-    "RsyncPushSpec",
-    "RunFailedError",
-    "RunpodJobSpec",
-    "TelemetrySpec",
-    "build_job_context",
-    "fetch_gpu_prices",
-    "load_job_spec",
-    "run_job",
-    "select_price_for_pod",
-    "validate_local_paths",
-]
+# No `__all__` here: the public names are listed once, in `runpod_deploy/__init__.py`.
 
 # The original's type names. Same fields as before (see the module docstring for the changes).
 RunpodJobSpec = JobSpec
@@ -199,8 +182,8 @@ def run_job(spec: JobSpec, *, config_path: Path | str, dry_run: bool = False,
     succeeded, raises `RunFailedError` for one that did not, and returns None for a dry run
     (the plan is printed on stdout). `provider`, `ssh_key` and `env` are new and optional.
     """
-    from runpod_deploy.api import ApplyRequest, apply_stack, load_stack, make_plan, with_budget
     from reconciler.render import render_text as render_plan
+    from runpod_deploy.api import ApplyRequest, apply_stack, load_stack, make_plan, with_budget
 
     if fallback_cloud_type is not None:
         raise SpecError([error(

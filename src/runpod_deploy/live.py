@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from runtime.reporter import Reporter
+from runtime.reporter import PodSelected, Reporter
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -123,8 +123,8 @@ class RichReporter(Reporter):
 
     `console` defaults to a rich Console on stderr. `show_plan(plan)` (before the run) fills
     in the stack, the pod it reuses, the cost cap and the phases to come;
-    `follow_events(path)` lets the view learn the pod's id from the run's events.jsonl as
-    soon as the pod is created.
+    the pod's id, GPU and datacenter come with the `pod_selected` hook as soon as the pod is
+    created (the view reads no file of the run while it runs).
     """
 
     def __init__(
@@ -158,8 +158,6 @@ class RichReporter(Reporter):
         self._started_at: float | None = None
         self._stopped_at: float | None = None
         self._warnings = 0
-        self._events_path: Path | None = None
-        self._events_offset = 0
         self._live: Live = Live(
             console=self._console,
             get_renderable=lambda: _View(self._render),
@@ -182,7 +180,6 @@ class RichReporter(Reporter):
     def stop(self, manifest: Path | None = None) -> None:
         """Draw the final state (it stays on screen) and give the terminal back. With the
         run's `manifest`, the cost shown is the run's estimate from it (price x wall time)."""
-        self._poll_events()
         final_cost = _manifest_cost(manifest) if manifest is not None else None
         with self._lock:
             if self._started_at is None or self._stopped_at is not None:
@@ -228,18 +225,12 @@ class RichReporter(Reporter):
                 if entry.runs:
                     self._seed(entry.phase.value, 0)
 
-    def follow_events(self, path: Path) -> None:
-        """Read the pod's id, GPU and datacenter from the run's events as they are written."""
-        with self._lock:
-            self._events_path, self._events_offset = path, 0
-
     # -- the executor's hooks -------------------------------------------------------------------
 
     def phase_started(self, phase: str, detail: str = "") -> None:
         from rich.spinner import Spinner
 
         self._ensure_started()
-        self._poll_events()
         with self._lock:
             outer = [name for name in self._running if name != phase]
             row = self._row(phase, depth=len(outer))
@@ -251,14 +242,11 @@ class RichReporter(Reporter):
                 row.detail = detail
                 if phase == "wait_ssh":
                     self._endpoint = detail
-                elif phase == "lifecycle" and " pod " in detail:  # "delete pod <id>"
-                    self._pod, self._pod_new = detail.rsplit(" pod ", 1)[1].strip(), False
             if phase in self._running:
                 self._running.remove(phase)
             self._running.append(phase)
 
     def phase_finished(self, phase: str, seconds: float, ok: bool = True) -> None:
-        self._poll_events()
         with self._lock:
             row = self._row(phase, depth=len(self._running))
             row.runs = max(row.runs, 1)
@@ -268,12 +256,18 @@ class RichReporter(Reporter):
                 self._running.remove(phase)
 
     def waiting(self, what: str, elapsed_sec: float, detail: str = "") -> None:
-        self._poll_events()
         with self._lock:
             if self._running:
                 row = self._row(self._running[-1], depth=0)
                 extra = f" - {detail}" if detail else ""
                 row.note = f"waiting for {what} ({elapsed_sec:.0f}s){extra}"
+
+    def pod_selected(self, pod: PodSelected) -> None:
+        with self._lock:
+            self._pod, self._pod_new = pod.pod_id, False
+            if pod.gpu_type_id:
+                where = f" @ {pod.datacenter_id}" if pod.datacenter_id else ""
+                self._gpu = f"{pod.gpu_type_id}{where}"
 
     def log_line(self, line: str) -> None:
         with self._lock:
@@ -325,39 +319,6 @@ class RichReporter(Reporter):
                     index += 1
         self._rows.insert(index, row)
         return row
-
-    def _poll_events(self) -> None:
-        """Pick the pod's id and GPU out of the lines events.jsonl gained since the last look."""
-        with self._lock:
-            path, offset = self._events_path, self._events_offset
-        if path is None:
-            return
-        try:
-            with path.open("rb") as handle:
-                handle.seek(offset)
-                chunk = handle.read()
-        except OSError:
-            return
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        found: list[dict[str, Any]] = []
-        for raw in complete.splitlines():
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                found.append(record)
-        with self._lock:
-            if self._events_path != path or self._events_offset != offset:
-                return  # another thread read them meanwhile
-            self._events_offset = offset + len(complete)
-            for record in found:
-                event = record.get("event")
-                if event in ("pod_created", "pod_resumed") and record.get("pod_id"):
-                    self._pod, self._pod_new = str(record["pod_id"]), False
-                if event in ("pod_created", "gpu_selected") and record.get("gpu_id"):
-                    where = f" @ {record['datacenter_id']}" if record.get("datacenter_id") else ""
-                    self._gpu = f"{record['gpu_id']}{where}"
 
     def _render(self) -> RenderableType:
         """The live area as the state is now (called whenever rich draws it)."""

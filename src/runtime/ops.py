@@ -492,28 +492,24 @@ def estimate(spec: JobSpec, catalog: Catalog, *, config_path: str = "") -> Estim
     """Walk the failover order apply uses (datacenters outer, GPUs inner) over live stock and
     prices: the first pair in stock is where a pod would land now. The forecast uses that
     pair's price (for the stack's GPU count), or the assumed rate when RunPod gives none."""
+    from reconciler.placement import place
+
     cloud, spot, count = spec.pod.cloud_type, spec.pod.spot, spec.pod.gpu_count
     walk: list[CandidateCheck] = []
     selected: CandidateCheck | None = None
-    for dc in spec.pod.datacenters:
-        for gpu in spec.pod.gpu_order:
-            entry = catalog.price(gpu)
-            per_gpu = entry.price_for(cloud, spot=spot) if entry else None
-            stock = catalog.stock(gpu, dc)
-            if stock is None:
-                outcome = "skipped: not listed in this datacenter"
-            elif not stock.available:
-                outcome = "skipped: out of stock"
-            elif selected is None:
-                outcome = "selected"
-            else:
-                outcome = "would follow"
-            check = CandidateCheck(gpu_type_id=gpu, datacenter_id=dc, stock=stock,
-                                   hourly_usd=None if per_gpu is None else per_gpu * count,
-                                   outcome=outcome)
-            if outcome == "selected":
-                selected = check
-            walk.append(check)
+    for entry in place(spec, catalog).entries:  # the walk plan and apply use
+        if entry.skipped is not None:
+            outcome = f"skipped: {entry.skipped}"
+        elif selected is None:
+            outcome = "selected"
+        else:
+            outcome = "would follow"
+        check = CandidateCheck(gpu_type_id=entry.gpu_type_id, datacenter_id=entry.datacenter_id,
+                               stock=catalog.stock(entry.gpu_type_id, entry.datacenter_id),
+                               hourly_usd=entry.hourly_usd, outcome=outcome)
+        if outcome == "selected":
+            selected = check
+        walk.append(check)
     budget = spec.budget
     if selected is not None and selected.hourly_usd is not None:
         hourly = selected.hourly_usd

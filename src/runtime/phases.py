@@ -22,7 +22,6 @@ from reconciler.planner import WATCHDOG_GRACE_SEC
 from reconciler.template import remote_env_prefix
 from runtime import jobscripts
 from runtime.clock import Clock
-from runtime.failpoints import crash_point
 from runtime.errors import (
     BudgetExceededError,
     JobFailedError,
@@ -31,18 +30,10 @@ from runtime.errors import (
     RuntimeExceededError,
     TransportError,
 )
+from runtime.failpoints import crash_point
 from runtime.reporter import Reporter
 from runtime.rundir import ArtifactPull, ArtifactStatus, EventLog, EventName
 
-DEFAULT_STAGING_EXCLUDES = (
-    ".git/",
-    ".venv/",
-    ".pytest_cache/",
-    ".ruff_cache/",
-    ".mypy_cache/",
-    "**/__pycache__/",
-    "**/*.pyc",
-)
 STEP_MARKER = re.compile(r"__RUNPOD_STEP_(START|DONE)__([\w.\-]+)__")
 
 
@@ -206,8 +197,8 @@ def stage_secrets(ctx: JobContext) -> None:
 
 
 def effective_excludes(entry: Any) -> tuple[str, ...]:
-    defaults = DEFAULT_STAGING_EXCLUDES if entry.excludes_default else ()
-    return (*defaults, *entry.excludes, *entry.excludes_extra)
+    """The staging entry's excludes (`StagingPush.effective_excludes`, the one definition)."""
+    return tuple(entry.effective_excludes)
 
 
 def push_staging(ctx: JobContext) -> None:

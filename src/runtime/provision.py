@@ -26,7 +26,7 @@ from runtime.errors import (
 )
 from runtime.failpoints import crash_point
 from runtime.providers.protocol import PodProvider
-from runtime.reporter import Reporter
+from runtime.reporter import PodSelected, Reporter
 from runtime.rundir import AttemptOutcome, EventLog, EventName
 
 
@@ -203,6 +203,7 @@ def create_with_failover(
             gpu_id=candidate.gpu_type_id,
             datacenter_id=candidate.datacenter_id,
         )
+        reporter.pod_selected(PodSelected(pod.pod_id, candidate.gpu_type_id, candidate.datacenter_id, "created"))
         try:
             pod = wait_until_published(
                 provider, pod.pod_id, deadline_mono=started + ready_timeout_sec, clock=clock, reporter=reporter

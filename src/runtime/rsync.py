@@ -33,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
+from reconciler.spec import DEFAULT_STAGING_EXCLUDES
 from runtime.clock import Clock, SystemClock
 from runtime.errors import RsyncError
 from runtime.hostkeys import write_known_hosts
@@ -41,17 +42,6 @@ from runtime.ssh import SystemSshTarget
 __all__ = ["DEFAULT_STAGING_EXCLUDES", "Rsync", "TransferResult", "worth_compressing"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_STAGING_EXCLUDES: tuple[str, ...] = (
-    ".git/",
-    ".venv/",
-    ".pytest_cache/",
-    ".ruff_cache/",
-    ".mypy_cache/",
-    "**/__pycache__/",
-    "**/*.pyc",
-)
-"""The noise no job needs on the pod (the original's preset, same patterns)."""
 
 _BASE_FLAGS = ("-a", "--no-owner", "--no-group", "--no-perms", "--omit-dir-times", "--stats")
 _ERROR_TAIL_CHARS = 1500

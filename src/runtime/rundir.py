@@ -16,8 +16,8 @@ do not know, and skip a torn last line of a JSONL file.
 Writers never read a clock of their own: the time comes from the `UtcClock` they are given
 (`runtime.clock.Clock.now` fits), so that tests and replays control every timestamp.
 
-The `parse_*` functions turn the text of the remote sampling commands into metric samples; they
-are pure, so the sampler that runs the commands over SSH stays a thin loop.
+The parsers that turn the remote sampling commands' text into these samples live apart, in
+`runtime.telemetry_parsers` (a format is not a parser of nvidia-smi).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -38,6 +37,8 @@ from typing import Any, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, field_serializer, model_validator
 
 from reconciler.diagnostics import RunpodDeployError
+from reconciler.redaction import Redactor
+from runtime.clock import SystemClock
 
 __all__ = [
     "EVENTS_FILENAME",
@@ -74,10 +75,6 @@ __all__ = [
     "load_events",
     "load_manifest",
     "load_metrics",
-    "parse_df",
-    "parse_free",
-    "parse_nvidia_smi",
-    "parse_top",
     "parse_utc",
     "system_utc_now",
     "write_manifest",
@@ -100,8 +97,11 @@ UtcClock = Callable[[], datetime]
 
 
 def system_utc_now() -> datetime:
-    """The real clock, the default of every writer."""
-    return datetime.now(UTC)
+    """The one real clock (`runtime.clock.SystemClock`), the default of every writer."""
+    return _SYSTEM_CLOCK.now()
+
+
+_SYSTEM_CLOCK = SystemClock()
 
 
 def format_utc(moment: datetime) -> str:
@@ -359,14 +359,14 @@ def estimate_cost_usd(
     return round(price_per_hour_usd * wall_time_sec / 3600.0, 4)
 
 
-def write_manifest(run_dir: Path, manifest: RunManifest) -> Path:
+def write_manifest(run_dir: Path, manifest: RunManifest, redactor: Redactor | None = None) -> Path:
     """Write the manifest atomically: a reader sees the old file or the whole new one, never half.
 
     Temp file in the same dir, fsync, rename over the target, fsync the dir. Raises `RunDirError`
     if the dir is missing or the disk refuses; the caller decides whether that fails the run.
     """
     target = run_dir / MANIFEST_FILENAME
-    payload = manifest.to_json().encode("utf-8")
+    payload = (redactor or Redactor()).text(manifest.to_json()).encode("utf-8")
     try:
         fd, temp_name = tempfile.mkstemp(
             dir=run_dir, prefix=f".{MANIFEST_FILENAME}.", suffix=".tmp"
@@ -510,16 +510,16 @@ class _JsonlAppender:
     fail the job it describes.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, redactor: Redactor | None = None) -> None:
         self.path = path
+        self._redactor = redactor or Redactor()
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._warned = False
 
     def append(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, ensure_ascii=False, default=_json_fallback) + "\n").encode(
-            "utf-8"
-        )
+        text = json.dumps(record, ensure_ascii=False, default=_json_fallback)
+        line = (self._redactor.text(text) + "\n").encode("utf-8")
         with self._lock:
             try:
                 if self._fd is None:
@@ -574,8 +574,8 @@ class EventLog:
     boundaries) also makes it durable against a crash of the machine.
     """
 
-    def __init__(self, path: Path, *, now: UtcClock = system_utc_now) -> None:
-        self._appender = _JsonlAppender(path)
+    def __init__(self, path: Path, *, now: UtcClock = system_utc_now, redactor: Redactor | None = None) -> None:
+        self._appender = _JsonlAppender(path, redactor)
         self._now = now
 
     @property
@@ -672,8 +672,8 @@ class MetricsRow(_Record):
 class MetricsLog:
     """The writer of a run's metrics.jsonl, with the same never-raise guarantees as EventLog."""
 
-    def __init__(self, path: Path, *, now: UtcClock = system_utc_now) -> None:
-        self._appender = _JsonlAppender(path)
+    def __init__(self, path: Path, *, now: UtcClock = system_utc_now, redactor: Redactor | None = None) -> None:
+        self._appender = _JsonlAppender(path, redactor)
         self._now = now
 
     @property
@@ -733,101 +733,3 @@ def _load_jsonl(path: Path, filename: str, record_type: type[_RecordT]) -> Itera
         except (ValueError, ValidationError) as error:
             reason = _first_problem(error) if isinstance(error, ValidationError) else error
             logger.warning("%s:%d: skipping malformed line (%s)", file, line_number, reason)
-
-
-# --------------------------------------------------------------------------------------------
-# Parsers of the remote sampling commands' output
-
-
-def parse_nvidia_smi(text: str) -> GpuSample | None:
-    """Parse `nvidia-smi --query-gpu=utilization.gpu,memory.used,memory.total,temperature.gpu,
-    ecc.errors.uncorrected.volatile.total --format=csv,noheader,nounits`: the first GPU's line.
-
-    ECC counts read `[N/A]` on GPUs without ECC, which becomes None rather than a failed sample.
-    """
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    if not lines:
-        return None
-    parts = [part.strip() for part in lines[0].split(",")]
-    if len(parts) < 4:
-        return None
-    try:
-        util, used, total, temp = (int(part) for part in parts[:4])
-    except ValueError:
-        return None
-    ecc = _int_or_none(parts[4]) if len(parts) > 4 else None
-    return GpuSample(
-        gpu_util_pct=util,
-        gpu_mem_used_mb=used,
-        gpu_mem_total_mb=total,
-        gpu_temp_c=temp,
-        gpu_ecc_errors=ecc,
-    )
-
-
-_LOAD_AVERAGE = re.compile(r"load averages?:\s*([0-9.]+)")
-_CPU_FIELD = re.compile(r"([0-9.]+)\s*%?\s*(us|sy)\b")
-
-
-def parse_top(text: str) -> CpuSample | None:
-    """Parse `top -b -n1 | head -3`: the 1-minute load and the user/system CPU percentages."""
-    load: float | None = None
-    user: float | None = None
-    system: float | None = None
-    for line in text.splitlines():
-        load_match = _LOAD_AVERAGE.search(line)
-        if load_match and load is None:
-            load = _float_or_none(load_match.group(1))
-        if line.lstrip().startswith(("%Cpu(s):", "Cpu(s):")):
-            for number, kind in _CPU_FIELD.findall(line.split(":", 1)[1]):
-                if kind == "us":
-                    user = _float_or_none(number)
-                else:
-                    system = _float_or_none(number)
-    if load is None and user is None and system is None:
-        return None
-    return CpuSample(cpu_load_1m=load, cpu_user_pct=user, cpu_sys_pct=system)
-
-
-def parse_free(text: str) -> HostMemorySample | None:
-    """Parse `free -m`: the `Mem:` row's total (1st number) and used (2nd number)."""
-    for line in text.splitlines():
-        columns = line.split()
-        if columns and columns[0] == "Mem:" and len(columns) >= 3:
-            total, used = _int_or_none(columns[1]), _int_or_none(columns[2])
-            if total is None or used is None:
-                return None
-            return HostMemorySample(host_mem_used_mb=used, host_mem_total_mb=total)
-    return None
-
-
-def parse_df(text: str) -> DiskSample | None:
-    """Parse `df -B1 <path>`: the data row's 1B-blocks (total) and Used columns.
-
-    Old coreutils wrap a long filesystem name onto its own line, so the data row is read as all
-    the words after the header line, not as the second line alone.
-    """
-    lines = text.strip().splitlines()
-    if len(lines) < 2:
-        return None
-    columns = " ".join(lines[1:]).split()
-    if len(columns) < 3:
-        return None
-    total, used = _int_or_none(columns[1]), _int_or_none(columns[2])
-    if total is None or used is None:
-        return None
-    return DiskSample(workspace_disk_used_bytes=used, workspace_disk_total_bytes=total)
-
-
-def _int_or_none(text: str) -> int | None:
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
-
-
-def _float_or_none(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None

@@ -40,6 +40,7 @@ from typing import Self
 import paramiko
 
 from reconciler.observed import SshEndpoint
+from reconciler.redaction import MARKER
 from runtime import jobscripts
 from runtime.clock import Clock, SystemClock
 from runtime.errors import RemoteCommandError, SshError
@@ -58,7 +59,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_REDACTED = "<sensitive command>"
+_REDACTED = MARKER
 _OUTPUT_TAIL_CHARS = 2000
 # Host key algorithms a pinned key type may be negotiated as (RSA signs with SHA-2 today).
 _HOST_KEY_ALGORITHMS = {

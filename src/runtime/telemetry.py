@@ -10,9 +10,9 @@ the probe's exit status after its output. A sample therefore costs one round tri
 four, and a hung `nvidia-smi` (a GPU fallen off the bus) costs only the GPU columns, not the
 row.
 
-Secrets: every byte written to the run dir passes through one `_Redactor`, which replaces each
-value of `secrets_to_redact` wherever it occurs, and hides the value of any environment
-variable or JSON key whose name looks secret (`*TOKEN*`, `*KEY*`, `*PASS*`, ...).
+Secrets: every byte written to the run dir passes through the run's `Redactor`
+(`reconciler.redaction`), which replaces each secret value wherever it occurs, and hides the
+value of any environment variable or JSON key whose name looks secret (`*TOKEN*`, `*KEY*`, ...).
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from reconciler.observed import ObservedPod
+from reconciler.redaction import MARKER, Redactor
 from reconciler.spec import Telemetry
 from runtime.clock import Clock
 from runtime.errors import TransportError
-from runtime.rundir import MetricsLog, Sample, parse_df, parse_free, parse_nvidia_smi, parse_top
+from runtime.rundir import MetricsLog, Sample
+from runtime.telemetry_parsers import parse_df, parse_free, parse_nvidia_smi, parse_top
 
 __all__ = [
     "REDACTED",
@@ -47,8 +49,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-REDACTED = "<redacted>"
-"""What a secret value is replaced with in every telemetry file."""
+REDACTED = MARKER
+"""What a secret value is replaced with (the one marker of `reconciler.redaction`)."""
 
 SnapshotPhase = Literal["start", "end"]
 Warn = Callable[[str], None]
@@ -63,14 +65,11 @@ _STOP_TIMEOUT_SEC = 10.0
 _MARK = "__RUNPOD_TELEMETRY__"
 _SECTION_END = re.compile(rf"\n{_MARK} (\w+) (\d+)\n")
 # Each probe runs under coreutils `timeout` when the pod has it (every mainstream image does).
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LIMIT_FUNCTION = (
     '_rpd_limit() { if command -v timeout >/dev/null 2>&1; then timeout -k 2 "$@"; '
     'else shift; "$@"; fi; }'
 )
-_SECRET_NAME = re.compile(
-    r"KEY|TOKEN|SECRET|PASS|CREDENTIAL|AUTH|PRIVATE|COOKIE|SESSION|SIGNATURE|DSN", re.IGNORECASE
-)
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class CommandShell(Protocol):
@@ -288,7 +287,8 @@ def capture_snapshots(
     phase: SnapshotPhase,
     telemetry_spec: Telemetry,
     pod: ObservedPod | None,
-    secrets_to_redact: Sequence[str],
+    secrets_to_redact: Sequence[str] = (),
+    redactor: Redactor | None = None,
     pod_raw: Mapping[str, Any] | None = None,
     warn: Warn = _log_warning,
 ) -> tuple[str, ...]:
@@ -305,7 +305,7 @@ def capture_snapshots(
         raise ValueError(f"phase must be 'start' or 'end', got {phase!r}")
     if not telemetry_spec.enabled:
         return ()
-    redactor = _Redactor(secrets_to_redact)
+    redactor = (redactor or Redactor()).with_values(secrets_to_redact)
     files: dict[str, str] = {}
     probes = _snapshot_probes(phase, telemetry_spec)
     if probes:
@@ -316,7 +316,7 @@ def capture_snapshots(
         else:
             files.update(_remote_files(phase, probes, outputs, redactor, warn))
     if telemetry_spec.capture_pod_describe and (pod is not None or pod_raw is not None):
-        files[f"pod_describe_{phase}.json"] = _to_json(redactor.json(_describe(pod, pod_raw)))
+        files[f"pod_describe_{phase}.json"] = _to_json(redactor.env_tree(_describe(pod, pod_raw)))
     return tuple(
         name
         for name, text in files.items()
@@ -363,7 +363,7 @@ def _remote_files(
     phase: SnapshotPhase,
     probes: Sequence[_Probe],
     outputs: Mapping[str, _Output],
-    redactor: _Redactor,
+    redactor: Redactor,
     warn: Warn,
 ) -> dict[str, str]:
     """The files the probes that ran produce; a probe's failure is reported, not raised.
@@ -386,7 +386,7 @@ def _remote_files(
     return files
 
 
-def _remote_env(outputs: Mapping[str, _Output], redactor: _Redactor) -> dict[str, Any]:
+def _remote_env(outputs: Mapping[str, _Output], redactor: Redactor) -> dict[str, Any]:
     """The original's `{remote_uname, remote_python_version}` plus the pod's variables."""
 
     def first_line(name: str) -> str | None:
@@ -423,44 +423,6 @@ def _describe(pod: ObservedPod | None, pod_raw: Mapping[str, Any] | None) -> dic
 
 def _to_json(payload: Any) -> str:
     return json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n"
-
-
-class _Redactor:
-    """Keeps secrets out of telemetry files: by value everywhere, by name where there are names."""
-
-    def __init__(self, secrets: Sequence[str]) -> None:
-        # Longest first, so a secret that contains another is replaced whole.
-        self._values = sorted({value for value in secrets if value}, key=len, reverse=True)
-
-    def text(self, text: str) -> str:
-        for value in self._values:
-            text = text.replace(value, REDACTED)
-        return text
-
-    def environment(self, variables: Mapping[str, str]) -> dict[str, str]:
-        return {
-            name: REDACTED if _SECRET_NAME.search(name) else self.text(value)
-            for name, value in variables.items()
-        }
-
-    def json(self, value: Any) -> Any:
-        """A JSON tree with secret values replaced, whichever of RunPod's env shapes holds them:
-        `{"HF_TOKEN": v}`, `["HF_TOKEN=v"]` or `[{"key": "HF_TOKEN", "value": v}]`."""
-        if isinstance(value, str):
-            name, sep, _ = value.partition("=")
-            if sep and _ENV_NAME.fullmatch(name) and _SECRET_NAME.search(name):
-                return f"{name}={REDACTED}"
-            return self.text(value)
-        if isinstance(value, Mapping):
-            if set(value) == {"key", "value"} and _SECRET_NAME.search(str(value["key"])):
-                return {"key": self.text(str(value["key"])), "value": REDACTED}
-            return {
-                self.text(str(key)): REDACTED if _SECRET_NAME.search(str(key)) else self.json(item)
-                for key, item in value.items()
-            }
-        if isinstance(value, (list, tuple)):
-            return [self.json(item) for item in value]
-        return value
 
 
 def _write_file(path: Path, text: str, warn: Warn) -> bool:

@@ -21,6 +21,7 @@ from reconciler.plan import Plan
 from reconciler.planner import plan
 from reconciler.state import PodRecord, StackIdentity, StackState
 from runpod_deploy.live import RichReporter, use_live_view
+from runtime.reporter import PodSelected
 
 _ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -78,15 +79,11 @@ def test_a_whole_run_leaves_its_checklist_cost_and_log_tail_on_the_screen(tmp_pa
     clock = FakeClock()
     view = RichReporter(console, monotonic=clock)
     view.show_plan(a_plan())
-    events = tmp_path / "events.jsonl"
-    events.write_text("")
-    view.follow_events(events)
     with view:
         view.phase_started("provision", "+ create")
         assert "pod new, being created" in text(out.getvalue())
         view.warning("[failover] NVIDIA RTX A4000@EU-RO-1 -> US-IL-1: stock-out")
-        events.write_text('{"ts_utc": "t", "event": "pod_created", "pod_id": "p7x", "name": "n", '
-                          '"gpu_id": "NVIDIA RTX A4000", "datacenter_id": "US-IL-1"}\n')
+        view.pod_selected(PodSelected("p7x", "NVIDIA RTX A4000", "US-IL-1"))
         view.phase_started("wait_ssh", "127.0.0.1:2222")
         view.waiting("SSH", 30, "banner: connection refused")
         view.refresh()

@@ -6,16 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.rundir import (
-    CpuSample,
-    DiskSample,
-    GpuSample,
-    HostMemorySample,
-    parse_df,
-    parse_free,
-    parse_nvidia_smi,
-    parse_top,
-)
+from runtime.rundir import CpuSample, DiskSample, GpuSample, HostMemorySample
+from runtime.telemetry_parsers import parse_df, parse_free, parse_nvidia_smi, parse_top
 
 TOP_PROCPS = """\
 top - 09:09:47 up  1:41,  0 user,  load average: 3.29, 2.16, 1.12

@@ -26,10 +26,32 @@ PlanFileArg = Annotated[Optional[Path], typer.Argument(  # noqa: UP045
 
 def register(app: typer.Typer) -> None:
     for name, doc in (
-        ("apply", "Carry out the stack's plan: get a pod, run the job, pull the results, apply the lifecycle."),
-        ("run", "The same as `apply` (the original runpod-deploy's name for it)."),
+        ("apply", ("Carry out the stack's plan: get a pod, run the job, pull the results, apply the "
+                   "lifecycle. Asks first (the answer is read from standard input) unless --yes.")),
+        ("run", "The same as `apply` without asking (the original runpod-deploy's name and behaviour)."),
     ):
         app.command(name=name, help=doc)(_apply_command)
+
+
+def _asks(ctx: typer.Context) -> bool:
+    """`apply` asks for confirmation; `run` never does (the original tool's `run` did not)."""
+    return ctx.info_name != "run"
+
+
+class _NoAnswer(Exception):
+    """Standard input ended before an answer: no, with a message naming --yes."""
+
+
+def _ask(question: str) -> bool:
+    """Ask on stderr and read one line from standard input, whatever it is (a terminal, a pipe,
+    a file), as Terraform does: only "y" or "yes" is yes; end of input is no answer at all."""
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        sys.stderr.write("\n")
+        raise _NoAnswer()
+    return line.strip().lower() in ("y", "yes")
 
 
 def _live_view_wanted() -> bool:
@@ -42,6 +64,7 @@ def _live_view_wanted() -> bool:
 
 
 def _apply_command(
+    ctx: typer.Context,
     plan_file: PlanFileArg = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="The stack file (YAML).")] = None,  # noqa: UP045
     var: VarOpt = None,
@@ -122,19 +145,20 @@ def _apply_command(
             if live is not None:
                 live.show_plan(plan)  # type: ignore[arg-type]
 
+        asks = _asks(ctx)
+
         def confirm(plan: object) -> bool:
             if dry_run:
                 return False
-            if yes or not sys.stdin.isatty():
+            if yes or not asks:
                 return True
-            return typer.confirm("Apply this plan?", default=False, err=True)
+            return _ask("Apply this plan?")
 
         def on_run_dir(path: Path) -> None:
             if print_run_dir:
                 sys.stdout.write(f"RUN_DIR={path}\n")
                 sys.stdout.flush()
             if live is not None:  # confirmed: the run begins, the live view takes over stderr
-                live.follow_events(path / "events.jsonl")
                 live.start()
 
         result = None
@@ -145,6 +169,10 @@ def _apply_command(
         finally:
             if live is not None:  # its final state stays on the screen, above the summary
                 live.stop(manifest=result.manifest_path if result is not None else None)
+    except _NoAnswer:
+        print("No answer on standard input: nothing was changed. Pass --yes to apply without asking "
+              "(or answer y on standard input, e.g. `echo y | runpod-deploy apply ...`).", file=sys.stderr)
+        raise typer.Exit(1) from None
     except (RunpodDeployError, ValueError, OSError) as exc:
         raise fail(exc) from None
     if result is None:

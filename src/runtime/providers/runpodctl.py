@@ -419,5 +419,6 @@ class RunpodctlProvider:
 
     def _redacted(self, text: str) -> str:
         """The text without the API key, should runpodctl ever echo it."""
-        key = (os.environ if self.env is None else self.env).get("RUNPOD_API_KEY")
-        return text.replace(key, "<redacted>") if key else text
+        from reconciler.redaction import Redactor
+
+        return Redactor.of([(os.environ if self.env is None else self.env).get("RUNPOD_API_KEY")]).text(text)
