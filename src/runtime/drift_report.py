@@ -19,6 +19,8 @@ layering and a Python user can pass any loader that returns a `DriftTarget`.
 
 from __future__ import annotations
 
+import glob
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +55,7 @@ __all__ = [
     "StackFiles",
     "check_drift",
     "find_stack_files",
+    "instance_variables",
     "list_account",
 ]
 
@@ -179,7 +182,24 @@ def list_account(provider: PodProvider, *, clock: Clock,
                           network_volumes=account.network_volumes)
 
 
-def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
+def instance_variables(state_path: Path) -> list[dict[str, str]]:
+    """The `--var` values of every instance of a stack that has a state file beside the
+    stack's own (`<stem>@<digest>.json`, see `reconciler.identity`). An instance whose values
+    include a masked secret cannot be re-rendered and is left out."""
+    found: list[dict[str, str]] = []
+    for candidate in sorted(state_path.parent.glob(f"{glob.escape(state_path.stem)}@*.json")):
+        try:
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+            variables = data["identity"]["variables"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(variables, dict) and variables and not any(
+                str(v).startswith("<secret:") for v in variables.values()):
+            found.append({str(k): str(v) for k, v in variables.items()})
+    return found
+
+
+def check_drift(paths: Sequence[Path], *, load: Callable[..., DriftTarget],
                 provider: PodProvider | None, clock: Clock | None = None) -> DriftReport:
     """Find the stacks under `paths`, list the account once, plan each stack in memory and
     read the plans as a drift report. Raises DriftInputError for a missing path and
@@ -200,14 +220,22 @@ def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
         except RunpodDeployError as exc:
             entries[where] = stack_failure(where, str(exc))
             continue
-        try:
-            state = read_state(stack.state_path, stack.identity)
-        except RunpodDeployError as exc:
-            unknowable.add(stack.pod_prefix)
-            entries[where] = stack_failure(where, str(exc), name=stack.job.spec.name,
-                                           state_path=str(stack.state_path))
-            continue
-        loaded.append((stack, state))
+        targets: list[tuple[str, DriftTarget]] = [(where, stack)]
+        for variables in instance_variables(stack.state_path):
+            label = ", ".join(f"{k}={v}" for k, v in sorted(variables.items()))
+            try:  # each `--var` instance of the stack has its own state and pods
+                targets.append((f"{where} [{label}]", load(path, cli_vars=variables)))
+            except RunpodDeployError as exc:
+                entries[f"{where} [{label}]"] = stack_failure(where, str(exc))
+        for key, target in targets:
+            try:
+                state = read_state(target.state_path, target.identity)
+            except RunpodDeployError as exc:
+                unknowable.add(target.pod_prefix)
+                entries[key] = stack_failure(where, str(exc), name=target.job.spec.name,
+                                             state_path=str(target.state_path))
+                continue
+            loaded.append((target, state))
 
     # One listing for every stack; volumes only when a stack mounts one. Without them such a
     # stack's plan says its volume was not checked, which is no reason to give up on the others.
@@ -226,7 +254,9 @@ def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
     accounted: set[str] = set()
     stack_by_prefix: dict[str, str] = {}
     for stack, state in loaded:
-        name, where = stack.job.spec.name, str(stack.config_path)
+        name, where = stack.identity.label, str(stack.config_path)
+        if stack.identity.variables:
+            where = f"{where} [{', '.join(f'{k}={v}' for k, v in sorted(stack.identity.variables.items()))}]"
         stack_by_prefix[stack.pod_prefix] = name
         accounted.update(_named_pod_ids(state))
         try:
@@ -238,7 +268,7 @@ def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
                                            state_path=str(stack.state_path))
             continue
         accounted.update(step.pod_id for step in the_plan.steps if step.pod_id)
-        entries[where] = stack_drift(the_plan, state)
+        entries[where] = stack_drift(the_plan, state).model_copy(update={"name": name})
 
     orphans = account_orphans(account.pods.values(), stack_by_prefix=stack_by_prefix,
                               accounted=accounted, unknowable_prefixes=frozenset(unknowable))
