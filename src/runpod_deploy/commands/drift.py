@@ -13,7 +13,15 @@ from typing import Annotated
 
 import typer
 
-from runpod_deploy.commands._options import LocalOpt, ProviderOpt, environment, fail
+from runpod_deploy.commands._options import (
+    LocalOpt,
+    ProviderOpt,
+    QuietOpt,
+    VerboseOpt,
+    environment,
+    fail,
+    set_verbosity,
+)
 
 
 class DriftFormat(str, Enum):
@@ -36,13 +44,17 @@ def register(app: typer.Typer) -> None:
         )] = False,
         provider: ProviderOpt = "runpodctl",
         local: LocalOpt = False,
+        verbose: VerboseOpt = False,
+        quiet: QuietOpt = False,
     ) -> None:
         """Check many stacks for drift, and the account for orphaned pods (for CI).
 
         Per stack: in sync, drifted (with the field diff), pod missing, or an operation left
         pending by an interrupted apply; across the account, pods no state records, with their
-        $/day. One provider listing serves every stack.
+        $/day. One provider listing serves every stack. Each `--var` instance of a stack that
+        has run (its own state file) is checked as a stack of its own.
         """
+        set_verbosity(verbose, quiet)
         from functools import partial
 
         from reconciler.diagnostics import RunpodDeployError
