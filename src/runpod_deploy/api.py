@@ -20,7 +20,7 @@ from reconciler.diagnostics import Diagnostic, PlanError, SpecError, error, warn
 from reconciler.identity import instance_state_path, stack_instance
 from reconciler.load import SourceMap, load_spec_report, parse_var_assignment, parse_vars_file
 from reconciler.naming import default_state_path, pod_name, stack_pod_prefix
-from reconciler.observed import Observation
+from reconciler.observed import CloudType, Observation
 from reconciler.plan import Plan, PlanOptions
 from reconciler.planner import plan as _plan
 from reconciler.spec import JobSpec, json_schema
@@ -314,6 +314,9 @@ class ApplyRequest:
     saved_plan: Plan | None = None
     ssh_key: str | None = None
     """A private key to use instead of the stack's `ssh.key_path`."""
+    fallback_cloud_type: str | None = None
+    """`SECURE` or `COMMUNITY`: after a stock-out everywhere on the stack's cloud type, try the
+    same GPUs and datacenters on this one (the original's `--fallback-cloud-type`)."""
 
 
 def _check_private_key(stack: Stack, override: str | None) -> None:
@@ -435,7 +438,9 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
             options=ApplyOptions(gpu_id=request.gpu_id, datacenter_id=request.datacenter_id,
                                  max_gpu_price=request.max_gpu_price,
                                  ssh_ready_timeout_sec=request.ssh_ready_timeout_sec,
-                                 ssh_key=request.ssh_key),
+                                 ssh_key=request.ssh_key,
+                                 fallback_cloud_type=CloudType(request.fallback_cloud_type)
+                                 if request.fallback_cloud_type else None),
             make_pod_name=lambda: next_pod_name(stack),
             hostkeys_path=hostkeys_path_for(stack.state_path),
             env=env,

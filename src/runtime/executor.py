@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from reconciler.desired import PodRequest
 from reconciler.diagnostics import RunpodDeployError
+from reconciler.fallback import effective_fallback, with_fallback
 from reconciler.observed import Catalog, CloudType, ObservedPod, PodStatus
 from reconciler.plan import NetworkVolumeMount, Plan, StepKind
 from reconciler.spec import JobSpec, StorageMode
@@ -102,6 +103,9 @@ class ApplyOptions:
     ssh_ready_timeout_sec: int | None = None
     ssh_key: str | None = None
     """Overrides the stack's `ssh.key_path` (`--ssh-key`, and `--local`'s simulator key)."""
+    fallback_cloud_type: CloudType | None = None
+    """`--fallback-cloud-type`: after every pair stocks out on the stack's type, the same pairs
+    on this one (`reconciler.fallback`)."""
     on_run_dir: Callable[[Path], None] | None = None
     """Called as soon as the run dir exists (the CLI prints `RUN_DIR=<path>`)."""
     job_status_every_sec: float = 1.0
@@ -376,12 +380,17 @@ class Executor:
         candidates = self._candidates(events, volume)
 
         def make_request(candidate: Candidate) -> PodRequest:
+            if candidate.cloud_type is not None:
+                self.reporter.info(f"stock-out on {spec.pod.cloud_type.value}; retrying with "
+                                   f"cloud_type={candidate.cloud_type.value}")
+                events.emit(EventName.CLOUD_TYPE_FALLBACK, from_cloud_type=spec.pod.cloud_type.value,
+                            to_cloud_type=candidate.cloud_type.value)
             return PodRequest(
                 name=self.make_pod_name(),
                 image=spec.pod.image,
                 gpu_type_id=candidate.gpu_type_id,
                 datacenter_id=candidate.datacenter_id,
-                cloud_type=CloudType(spec.pod.cloud_type.value),
+                cloud_type=candidate.cloud_type or CloudType(spec.pod.cloud_type.value),
                 gpu_count=spec.pod.gpu_count,
                 interruptible=spec.pod.spot,
                 container_disk_gb=spec.pod.container_disk_gb,
@@ -498,7 +507,14 @@ class Executor:
                     f"--datacenter-id {options.datacenter_id} cannot mount network volume "
                     f"'{volume.name}', which is in {volume.datacenter_id}"
                 )
-            return [Candidate(options.gpu_id, options.datacenter_id, self._planned_price(options.gpu_id))]
+            pinned = [Candidate(options.gpu_id, options.datacenter_id, self._planned_price(options.gpu_id))]
+            fallback = effective_fallback(spec, options.fallback_cloud_type)
+            if fallback.warning:
+                self.reporter.warning(fallback.warning)
+            if fallback.cloud_type is not None:
+                pinned.append(Candidate(options.gpu_id, options.datacenter_id, pinned[0].planned_hourly_usd,
+                                        fallback.cloud_type))
+            return pinned
         catalog = self.catalog
         if catalog is None:
             with contextlib.suppress(ProviderError):
@@ -527,6 +543,14 @@ class Executor:
                     )
                     continue
                 chosen.append(Candidate(gpu, datacenter, price))
+        fallback = effective_fallback(spec, options.fallback_cloud_type)
+        if fallback.warning:
+            self.reporter.warning(fallback.warning)
+        if fallback.cloud_type is not None:  # the other type is not in the catalog read: no skips
+            pairs = [(gpu, dc) for dc in datacenters for gpu in spec.pod.gpu_order]
+            chosen += [Candidate(c.gpu_type_id, c.datacenter_id, self._planned_price(c.gpu_type_id, catalog),
+                                 c.cloud_type) for c in with_fallback(pairs, fallback.cloud_type)
+                       if c.cloud_type is not None]
         if not chosen:
             raise FailoverExhaustedError(
                 f"no configured GPU is in stock (or under the price cap) in {datacenters} "
