@@ -19,7 +19,6 @@ layering and a Python user can pass any loader that returns a `DriftTarget`.
 
 from __future__ import annotations
 
-import glob
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +37,7 @@ from reconciler.drift import (
     stack_drift,
     stack_failure,
 )
+from reconciler.naming import config_path_hash
 from reconciler.observed import Catalog, NetworkVolume, Observation, ObservedPod
 from reconciler.planner import plan
 from reconciler.state import StackIdentity, StackState
@@ -182,12 +182,12 @@ def list_account(provider: PodProvider, *, clock: Clock,
                           network_volumes=account.network_volumes)
 
 
-def instance_variables(state_path: Path) -> list[dict[str, str]]:
-    """The `--var` values of every instance of a stack that has a state file beside the
-    stack's own (`<stem>@<digest>.json`, see `reconciler.identity`). An instance whose values
-    include a masked secret cannot be re-rendered and is left out."""
+def instance_variables(directory: Path, pattern: str) -> list[dict[str, str]]:
+    """The `--var` values of every instance of a stack with a state file in `directory` named
+    by `pattern` (`<stem>@<digest>.json` beside the stack's own, see `reconciler.identity`).
+    An instance whose values include a masked secret cannot be re-rendered and is left out."""
     found: list[dict[str, str]] = []
-    for candidate in sorted(state_path.parent.glob(f"{glob.escape(state_path.stem)}@*.json")):
+    for candidate in sorted(directory.glob(pattern)):
         try:
             data = json.loads(candidate.read_text(encoding="utf-8"))
             variables = data["identity"]["variables"]
@@ -200,9 +200,12 @@ def instance_variables(state_path: Path) -> list[dict[str, str]]:
 
 
 def check_drift(paths: Sequence[Path], *, load: Callable[..., DriftTarget],
-                provider: PodProvider | None, clock: Clock | None = None) -> DriftReport:
+                provider: PodProvider | None, clock: Clock | None = None,
+                state_dir: Path | None = None) -> DriftReport:
     """Find the stacks under `paths`, list the account once, plan each stack in memory and
-    read the plans as a drift report. Raises DriftInputError for a missing path and
+    read the plans as a drift report. Each `--var` instance that has a state file is a stack
+    of its own; `state_dir` (the default state files' directory) finds those of a template
+    that cannot load without its variables. Raises DriftInputError for a missing path and
     ProviderError when the account cannot be listed (no verdict is possible without it)."""
     if provider is None:
         raise ProviderError("runpodctl was not found on PATH; install it, or use --provider api "
@@ -215,13 +218,19 @@ def check_drift(paths: Sequence[Path], *, load: Callable[..., DriftTarget],
     unknowable: set[str] = set()
     for path in files.stacks:
         where = str(path.absolute())
+        targets: list[tuple[str, DriftTarget]] = []
         try:
             stack = load(path)
+            targets.append((where, stack))
+            found = instance_variables(stack.state_path.parent, f"{stack.state_path.stem}@*.json")
         except RunpodDeployError as exc:
-            entries[where] = stack_failure(where, str(exc))
-            continue
-        targets: list[tuple[str, DriftTarget]] = [(where, stack)]
-        for variables in instance_variables(stack.state_path):
+            # A template that cannot render without its `--var`s: its instances can.
+            found = [] if state_dir is None else instance_variables(
+                state_dir, f"*-{config_path_hash(where)[:8]}@*.json")
+            if not found:
+                entries[where] = stack_failure(where, str(exc))
+                continue
+        for variables in found:
             label = ", ".join(f"{k}={v}" for k, v in sorted(variables.items()))
             try:  # each `--var` instance of the stack has its own state and pods
                 targets.append((f"{where} [{label}]", load(path, cli_vars=variables)))

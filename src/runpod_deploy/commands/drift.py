@@ -30,6 +30,17 @@ class DriftFormat(str, Enum):
     MARKDOWN = "markdown"
 
 
+def _default_state_dir(env: dict[str, str]) -> Path:
+    """Where stacks without a `state_file:` keep their state (their instances' files too)."""
+    import os
+
+    from reconciler.naming import default_state_path
+
+    home = env.get("HOME") or os.path.expanduser("~")
+    sample = default_state_path("x", "/x", home=home, state_dir=env.get("RUNPOD_DEPLOY_STATE_DIR"))
+    return Path(sample).parent
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def drift(
@@ -70,7 +81,8 @@ def register(app: typer.Typer) -> None:
         try:
             env, _key = environment(local)
             report = check_drift(paths or [Path(".")], load=partial(load_stack, env=env),
-                                 provider=make_provider(provider, env))
+                                 provider=make_provider(provider, env),
+                                 state_dir=_default_state_dir(env))
         except RunpodDeployError as exc:
             raise fail(exc) from None
         render = {DriftFormat.TABLE: render_drift_text, DriftFormat.JSON: render_drift_json,
