@@ -222,15 +222,16 @@ def check_drift(paths: Sequence[Path], *, load: Callable[..., DriftTarget],
         try:
             stack = load(path)
             targets.append((where, stack))
-            found = instance_variables(stack.state_path.parent, f"{stack.state_path.stem}@*.json")
+            instances = instance_variables(stack.state_path.parent,
+                                           f"{stack.state_path.stem}@*.json")
         except RunpodDeployError as exc:
             # A template that cannot render without its `--var`s: its instances can.
-            found = [] if state_dir is None else instance_variables(
+            instances = [] if state_dir is None else instance_variables(
                 state_dir, f"*-{config_path_hash(where)[:8]}@*.json")
-            if not found:
+            if not instances:
                 entries[where] = stack_failure(where, str(exc))
                 continue
-        for variables in found:
+        for variables in instances:
             label = ", ".join(f"{k}={v}" for k, v in sorted(variables.items()))
             try:  # each `--var` instance of the stack has its own state and pods
                 targets.append((f"{where} [{label}]", load(path, cli_vars=variables)))

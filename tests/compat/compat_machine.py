@@ -65,7 +65,7 @@ class UserMachine:
         """Run a shell script (the command lines as written) in the project dir."""
         return subprocess.run(["bash", "-c", textwrap.dedent(script)], cwd=self.project,
                               env={**self.env, **(extra_env or {})}, input=stdin,
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, check=False)
 
     def ok(self, script: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         done = self.sh(script, **kwargs)

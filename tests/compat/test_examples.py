@@ -12,7 +12,6 @@ import json
 import re
 
 import pytest
-
 from compat_machine import UserMachine
 
 pytestmark = pytest.mark.sim

@@ -263,7 +263,7 @@ def test_two_runs_with_the_same_values_exclude_each_other(machine: UserMachine) 
         assert second.returncode != 0
         assert "lock" in second.stderr.lower() and str(first.pid) in second.stderr
         (machine.sim.home / "pods" / pod / "volume" / "release").write_text("go")
-        out, err = first.communicate(timeout=300)
+        _, err = first.communicate(timeout=300)
         assert first.returncode == 0, err[-2000:]
     finally:
         if first.poll() is None:

@@ -80,10 +80,10 @@ class Registry:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self._manifest(False)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._manifest(True)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
