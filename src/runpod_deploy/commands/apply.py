@@ -140,6 +140,9 @@ def _apply_command(
         def show(plan: object) -> None:
             if not quiet and not as_json:
                 print(render_text(plan), file=sys.stderr, end="")  # type: ignore[arg-type]
+                if fallback_cloud_type is not None:
+                    print(f"Fallback: after a stock-out everywhere on pod.cloud_type, the same "
+                          f"GPUs and datacenters on {fallback_cloud_type.value}.", file=sys.stderr)
             if live is not None:
                 live.show_plan(plan)  # type: ignore[arg-type]
 
