@@ -183,3 +183,31 @@ def test_the_original_options_outside_the_recipes(machine: UserMachine) -> None:
     assert not (machine.project / "artifacts").exists()  # a dry run writes nothing
     assert machine.live_pods_named("checked") == []
     assert machine.ok("runpod-deploy ls-runs --limit 0 --json").stdout == "[]\n"
+
+
+def test_fallback_cloud_type_retries_on_the_other_type_after_a_stock_out(
+        machine: UserMachine) -> None:
+    _project(machine, image="ubuntu")
+    for datacenter in ("EU-RO-1", "US-IL-1"):
+        machine.sim.fault("stockout", gpu="NVIDIA RTX A4000", datacenter=datacenter)
+    try:
+        done = machine.sh("runpod-deploy run --config stack.yaml --fallback-cloud-type COMMUNITY "
+                          "--print-run-dir")
+        plain = machine.sh("runpod-deploy run --config stack.yaml --print-run-dir")
+    finally:
+        machine.sim.clear_faults()
+    assert done.returncode == 3 and plain.returncode == 3  # the simulator is out on both types
+    assert "on COMMUNITY" in done.stderr  # the plan says what the fallback will do
+
+    def fallbacks(output: str) -> list[dict[str, str]]:
+        [run_dir] = re.findall(r"^RUN_DIR=(.+)$", output, re.MULTILINE)
+        events = (machine.project / run_dir / "events.jsonl").read_text().splitlines()
+        return [e for e in map(json.loads, events) if e["event"] == "cloud_type_fallback"]
+
+    tried = fallbacks(done.stdout)
+    assert len(tried) == 2  # each GPU x datacenter pair once more, on the other type
+    assert {(e["from_cloud_type"], e["to_cloud_type"]) for e in tried} == {("SECURE", "COMMUNITY")}
+    assert fallbacks(plain.stdout) == []
+    same = machine.sh("runpod-deploy run --config stack.yaml --fallback-cloud-type SECURE "
+                      "--offline-dry-run")
+    assert same.returncode == 0 and "retry once with cloud type" not in same.stdout
