@@ -141,14 +141,16 @@ def pod_template(spec: JobSpec, network_volume_id: str | None = None) -> PodTemp
     )
 
 
-def request_for(template: PodTemplate, *, name: str, gpu_type_id: str, datacenter_id: str) -> PodRequest:
-    """One create attempt of a planned pod on one candidate pair."""
+def request_for(template: PodTemplate, *, name: str, gpu_type_id: str, datacenter_id: str,
+                cloud_type: CloudType | None = None) -> PodRequest:
+    """One create attempt of a planned pod on one candidate pair (on `cloud_type` for a
+    `--fallback-cloud-type` retry, else the template's)."""
     return PodRequest(
         name=name,
         image=template.image,
         gpu_type_id=gpu_type_id,
         datacenter_id=datacenter_id,
-        cloud_type=CloudType(template.cloud_type),
+        cloud_type=cloud_type or CloudType(template.cloud_type),
         gpu_count=template.gpu_count,
         interruptible=template.interruptible,
         container_disk_gb=template.container_disk_gb,

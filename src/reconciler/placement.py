@@ -10,6 +10,10 @@ reason, decided from the catalog the plan observed:
 - the catalog says it is out of stock: "out of stock";
 - its price per GPU is over `--max-gpu-price`: "price $x/hr > $y/hr cap".
 
+With `--fallback-cloud-type`, the pairs that are candidates follow again on the other cloud
+type (`reconciler.fallback`): every pair of the walk, skipping none, since the catalog's stock
+is read for the stack's own type.
+
 A network volume leaves one datacenter, its own: a pod elsewhere could not mount it.
 
 Pure: the catalog and the volume are values the shell observed.
@@ -17,7 +21,8 @@ Pure: the catalog and the volume are values the shell observed.
 
 from __future__ import annotations
 
-from reconciler.observed import Catalog, StockStatus
+from reconciler.fallback import effective_fallback, with_fallback
+from reconciler.observed import Catalog, CloudType, StockStatus
 from reconciler.plan import NetworkVolumeMount, Placement, PlacementEntry, PlacementOptions
 from reconciler.spec import JobSpec
 
@@ -58,7 +63,7 @@ def place(
             hourly_usd=planned_hourly_usd(spec, options.gpu_id, catalog),
             stock=_stock(catalog, options.gpu_id, options.datacenter_id),
         )
-        return Placement(options=options, entries=(pinned,))
+        return _with_fallback(spec, Placement(options=options, entries=(pinned,)), catalog)
     has_stock_data = catalog is not None and bool(catalog.availability)
     entries: list[PlacementEntry] = []
     for datacenter in datacenters:
@@ -79,13 +84,36 @@ def place(
                 gpu_type_id=gpu, datacenter_id=datacenter, hourly_usd=hourly,
                 stock=stock.value if stock is not None else None, skipped=skipped,
             ))
-    placement = Placement(options=options, entries=tuple(entries))
+    placement = _with_fallback(spec, Placement(options=options, entries=tuple(entries)), catalog)
     if not placement.candidates:
         return placement.model_copy(update={"error": (
             f"no configured GPU is in stock (or under the price cap) in {list(datacenters)} "
             f"for gpu_order {list(spec.pod.gpu_order)}"
         )})
     return placement
+
+
+def _with_fallback(spec: JobSpec, placement: Placement, catalog: Catalog | None) -> Placement:
+    requested = placement.options.fallback_cloud_type
+    decision = effective_fallback(spec, CloudType(requested) if requested else None)
+    if decision.cloud_type is None:
+        return placement.model_copy(update={"note": decision.warning}) if decision.warning else placement
+    other = decision.cloud_type
+    pairs = list(dict.fromkeys((e.gpu_type_id, e.datacenter_id) for e in placement.entries))
+    retries = tuple(
+        PlacementEntry(gpu_type_id=c.gpu_type_id, datacenter_id=c.datacenter_id,
+                       hourly_usd=_hourly_on(spec, c.gpu_type_id, catalog, other),
+                       cloud_type=other.value)
+        for c in with_fallback(pairs, other) if c.cloud_type is not None
+    )
+    return placement.model_copy(update={"entries": placement.entries + retries})
+
+
+def _hourly_on(spec: JobSpec, gpu_type_id: str, catalog: Catalog | None,
+               cloud_type: CloudType) -> float | None:
+    entry = catalog.price(gpu_type_id) if catalog is not None else None
+    per_gpu = entry.price_for(cloud_type, spot=spec.pod.spot) if entry is not None else None
+    return per_gpu * spec.pod.gpu_count if per_gpu is not None else None
 
 
 def _stock(catalog: Catalog | None, gpu: str, datacenter: str) -> str | None:

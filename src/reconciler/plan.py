@@ -257,6 +257,9 @@ class PlacementOptions(_Value):
     gpu_id: str | None = None
     datacenter_id: str | None = None
     max_gpu_price: float | None = None
+    fallback_cloud_type: str | None = None
+    """`--fallback-cloud-type`: once every pair stocks out on the stack's cloud type, the same
+    pairs again on this one (`reconciler.fallback`)."""
 
 
 class PlanOptions(_Value):
@@ -277,6 +280,8 @@ class PlacementEntry(_Value):
     stock: str | None = None
     """The catalog's stock word, or None when the datacenter does not list the GPU."""
     skipped: str | None = None
+    cloud_type: str | None = None
+    """None: the stack's `pod.cloud_type`; set on a `--fallback-cloud-type` retry."""
 
 
 class Placement(_Value):
@@ -286,6 +291,8 @@ class Placement(_Value):
     options: PlacementOptions = PlacementOptions()
     entries: tuple[PlacementEntry, ...] = ()
     error: str | None = None
+    note: str | None = None
+    """Why a requested `--fallback-cloud-type` does not apply to this stack."""
 
     @property
     def candidates(self) -> tuple[PlacementEntry, ...]:

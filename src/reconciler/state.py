@@ -50,6 +50,16 @@ class StackIdentity(_Value):
     name: str
     config_hash: str
     key: str
+    variables: dict[str, str] | None = None
+    """The `--var` / vars-file values of a stack instance (None: the stack itself); a secret
+    value is masked. See `reconciler.identity`."""
+
+    @property
+    def label(self) -> str:
+        """`name` or `name [seed=1, lr=0.1]`: how messages and `drift` name the instance."""
+        if not self.variables:
+            return self.name
+        return f"{self.name} [{', '.join(f'{k}={v}' for k, v in self.variables.items())}]"
 
 
 class PodRecord(_Value):
@@ -127,6 +137,8 @@ class StackState(_Value):
 
     def to_json(self) -> str:
         data = self.model_dump(mode="json", exclude={"legacy"})
+        if data.get("identity") and data["identity"].get("variables") is None:
+            del data["identity"]["variables"]  # the stack itself: the file reads as before
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod

@@ -25,21 +25,22 @@ from reconciler.diagnostics import (
     error,
     warning,
 )
+from reconciler.identity import instance_state_path, stack_instance
 from reconciler.load import SourceMap, load_spec_report, parse_var_assignment, parse_vars_file
-from reconciler.naming import (
-    config_path_hash,
-    default_state_path,
-    pod_name,
-    stack_key,
-    stack_pod_prefix,
-)
+from reconciler.naming import default_state_path, pod_name, stack_pod_prefix
 from reconciler.observed import Observation
 from reconciler.plan import PlacementOptions, Plan, PlanOptions
 from reconciler.planner import plan as _plan
 from reconciler.redaction import Redactor
 from reconciler.spec import JobSpec, json_schema
 from reconciler.state import StackIdentity, StackState
-from reconciler.template import RenderedJob, project_root_of, render_spec, resolve_variables
+from reconciler.template import (
+    RenderedJob,
+    project_root_of,
+    render_spec,
+    render_text,
+    resolve_variables,
+)
 from runtime.clock import Clock, SystemClock
 
 if TYPE_CHECKING:  # the executor pulls in SSH and rsync; import it only where it runs
@@ -192,15 +193,23 @@ def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapp
     except SpecError as exc:
         raise _locate(exc, loaded.source_map) from None
     name = job.spec.name
-    identity = StackIdentity(name=name, config_hash=config_path_hash(str(path))[:16],
-                             key=stack_key(name, str(path)))
+    instance = stack_instance(name, str(path), {**file_vars, **variables},
+                              secret_names=job.variables.secret_names)
+    identity = StackIdentity(name=name, config_hash=instance.config_hash, key=instance.key,
+                             variables=dict(instance.variables) or None)
     if spec.state_file:
         raw = spec.state_file
+        if "{" in raw:  # `state_file: ~/.runpod-{seed}.json`: one file per value
+            try:
+                raw = render_text(raw, job.variables.values, field_path="state_file")
+            except SpecError as exc:
+                raise _locate(exc, loaded.source_map) from None
         raw = home + raw[1:] if raw == "~" or raw.startswith("~/") else raw
         state_path = Path(posixpath.normpath(posixpath.join(str(path.parent), raw)))
     else:
-        state_path = Path(default_state_path(name, str(path), home=home,
-                                             state_dir=env.get("RUNPOD_DEPLOY_STATE_DIR")))
+        state_path = Path(instance_state_path(
+            default_state_path(name, str(path), home=home,
+                               state_dir=env.get("RUNPOD_DEPLOY_STATE_DIR")), instance))
     unused = _unused_variables(spec, {**file_vars, **variables})
     return Stack(config_path=path, spec=spec, job=job, identity=identity, state_path=state_path,
                  warnings=loaded.warnings + unused, source_map=loaded.source_map,
@@ -331,6 +340,9 @@ class ApplyRequest:
     saved_plan: Plan | None = None
     ssh_key: str | None = None
     """A private key to use instead of the stack's `ssh.key_path`."""
+    fallback_cloud_type: str | None = None
+    """`SECURE` or `COMMUNITY`: after a stock-out everywhere on the stack's cloud type, try the
+    same GPUs and datacenters on this one (the original's `--fallback-cloud-type`)."""
 
 
 def _check_private_key(stack: Stack, override: str | None) -> None:
@@ -460,7 +472,8 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
                                         clock=clock)
             options = request.plan_options.model_copy(update={"placement": PlacementOptions(
                 gpu_id=request.gpu_id, datacenter_id=request.datacenter_id,
-                max_gpu_price=request.max_gpu_price)})
+                max_gpu_price=request.max_gpu_price,
+                fallback_cloud_type=request.fallback_cloud_type)})
             the_plan = make_plan(stack, options=options, provider=request.provider, env=env,
                                  clock=clock, state=state, observation=observation)
             _check_pin(request, the_plan)

@@ -19,6 +19,7 @@ layering and a Python user can pass any loader that returns a `DriftTarget`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from reconciler.drift import (
     stack_drift,
     stack_failure,
 )
+from reconciler.naming import config_path_hash
 from reconciler.observed import Catalog, NetworkVolume, Observation, ObservedPod
 from reconciler.planner import plan
 from reconciler.state import StackIdentity, StackState
@@ -53,6 +55,7 @@ __all__ = [
     "StackFiles",
     "check_drift",
     "find_stack_files",
+    "instance_variables",
     "list_account",
 ]
 
@@ -179,10 +182,30 @@ def list_account(provider: PodProvider, *, clock: Clock,
                           network_volumes=account.network_volumes)
 
 
-def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
-                provider: PodProvider | None, clock: Clock | None = None) -> DriftReport:
+def instance_variables(directory: Path, pattern: str) -> list[dict[str, str]]:
+    """The `--var` values of every instance of a stack with a state file in `directory` named
+    by `pattern` (`<stem>@<digest>.json` beside the stack's own, see `reconciler.identity`).
+    An instance whose values include a masked secret cannot be re-rendered and is left out."""
+    found: list[dict[str, str]] = []
+    for candidate in sorted(directory.glob(pattern)):
+        try:
+            data = json.loads(candidate.read_text(encoding="utf-8"))
+            variables = data["identity"]["variables"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(variables, dict) and variables and not any(
+                str(v).startswith("<secret:") for v in variables.values()):
+            found.append({str(k): str(v) for k, v in variables.items()})
+    return found
+
+
+def check_drift(paths: Sequence[Path], *, load: Callable[..., DriftTarget],
+                provider: PodProvider | None, clock: Clock | None = None,
+                state_dir: Path | None = None) -> DriftReport:
     """Find the stacks under `paths`, list the account once, plan each stack in memory and
-    read the plans as a drift report. Raises DriftInputError for a missing path and
+    read the plans as a drift report. Each `--var` instance that has a state file is a stack
+    of its own; `state_dir` (the default state files' directory) finds those of a template
+    that cannot load without its variables. Raises DriftInputError for a missing path and
     ProviderError when the account cannot be listed (no verdict is possible without it)."""
     if provider is None:
         raise ProviderError("runpodctl was not found on PATH; install it, or use --provider api "
@@ -195,19 +218,34 @@ def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
     unknowable: set[str] = set()
     for path in files.stacks:
         where = str(path.absolute())
+        targets: list[tuple[str, DriftTarget]] = []
         try:
             stack = load(path)
+            targets.append((where, stack))
+            instances = instance_variables(stack.state_path.parent,
+                                           f"{stack.state_path.stem}@*.json")
         except RunpodDeployError as exc:
-            entries[where] = stack_failure(where, str(exc))
-            continue
-        try:
-            state = read_state(stack.state_path, stack.identity)
-        except RunpodDeployError as exc:
-            unknowable.add(stack.pod_prefix)
-            entries[where] = stack_failure(where, str(exc), name=stack.job.spec.name,
-                                           state_path=str(stack.state_path))
-            continue
-        loaded.append((stack, state))
+            # A template that cannot render without its `--var`s: its instances can.
+            instances = [] if state_dir is None else instance_variables(
+                state_dir, f"*-{config_path_hash(where)[:8]}@*.json")
+            if not instances:
+                entries[where] = stack_failure(where, str(exc))
+                continue
+        for variables in instances:
+            label = ", ".join(f"{k}={v}" for k, v in sorted(variables.items()))
+            try:  # each `--var` instance of the stack has its own state and pods
+                targets.append((f"{where} [{label}]", load(path, cli_vars=variables)))
+            except RunpodDeployError as exc:
+                entries[f"{where} [{label}]"] = stack_failure(where, str(exc))
+        for key, target in targets:
+            try:
+                state = read_state(target.state_path, target.identity)
+            except RunpodDeployError as exc:
+                unknowable.add(target.pod_prefix)
+                entries[key] = stack_failure(where, str(exc), name=target.job.spec.name,
+                                             state_path=str(target.state_path))
+                continue
+            loaded.append((target, state))
 
     # One listing for every stack; volumes only when a stack mounts one. Without them such a
     # stack's plan says its volume was not checked, which is no reason to give up on the others.
@@ -226,7 +264,9 @@ def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
     accounted: set[str] = set()
     stack_by_prefix: dict[str, str] = {}
     for stack, state in loaded:
-        name, where = stack.job.spec.name, str(stack.config_path)
+        name, where = stack.identity.label, str(stack.config_path)
+        if stack.identity.variables:
+            where = f"{where} [{', '.join(f'{k}={v}' for k, v in sorted(stack.identity.variables.items()))}]"
         stack_by_prefix[stack.pod_prefix] = name
         accounted.update(_named_pod_ids(state))
         try:
@@ -238,7 +278,7 @@ def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
                                            state_path=str(stack.state_path))
             continue
         accounted.update(step.pod_id for step in the_plan.steps if step.pod_id)
-        entries[where] = stack_drift(the_plan, state)
+        entries[where] = stack_drift(the_plan, state).model_copy(update={"name": name})
 
     orphans = account_orphans(account.pods.values(), stack_by_prefix=stack_by_prefix,
                               accounted=accounted, unknowable_prefixes=frozenset(unknowable))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from reconciler.desired import PodRequest
-from reconciler.observed import ObservedPod, PodStatus
+from reconciler.observed import CloudType, ObservedPod, PodStatus
 from runtime.clock import Clock
 from runtime.errors import (
     CapacityError,
@@ -57,6 +57,8 @@ class Candidate:
     gpu_type_id: str
     datacenter_id: str
     planned_hourly_usd: float | None = None
+    cloud_type: CloudType | None = None
+    """None: the stack's `pod.cloud_type`; set for a `--fallback-cloud-type` retry."""
 
 
 @dataclass(frozen=True, slots=True)

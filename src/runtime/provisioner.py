@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from reconciler.desired import PodRequest, pod_template, request_for
-from reconciler.observed import ObservedPod, PodStatus
+from reconciler.observed import CloudType, ObservedPod, PodStatus
 from reconciler.plan import Placement, Plan, StepKind
 from reconciler.spec import JobSpec
 from runtime.clock import Clock
@@ -101,11 +101,17 @@ class Provisioner:
         template = run.pod_request or pod_template(spec, volume.id if volume is not None else None)
 
         def make_request(candidate: Candidate) -> PodRequest:
+            if candidate.cloud_type is not None:
+                self.reporter.info(f"stock-out on {spec.pod.cloud_type.value}; retrying with "
+                                   f"cloud_type={candidate.cloud_type.value}")
+                events.emit(EventName.CLOUD_TYPE_FALLBACK, from_cloud_type=spec.pod.cloud_type.value,
+                            to_cloud_type=candidate.cloud_type.value)
             return request_for(
                 template,
                 name=self.make_pod_name(),
                 gpu_type_id=candidate.gpu_type_id,
                 datacenter_id=candidate.datacenter_id,
+                cloud_type=candidate.cloud_type,
             )
 
         pins: dict[str, str] = {}
@@ -217,7 +223,11 @@ class Provisioner:
             )
         if placement.error is not None:
             raise FailoverExhaustedError(placement.error)
-        return [Candidate(e.gpu_type_id, e.datacenter_id, e.hourly_usd) for e in placement.candidates]
+        if placement.note:
+            self.reporter.warning(placement.note)
+        return [Candidate(e.gpu_type_id, e.datacenter_id, e.hourly_usd,
+                          CloudType(e.cloud_type) if e.cloud_type else None)
+                for e in placement.candidates]
 
     def _price(self, run: RunProgress) -> None:
         """The $/hr the spend guard and the manifest use: the pod's real price when reported."""

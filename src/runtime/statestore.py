@@ -4,8 +4,9 @@
   file as `<file>.bak`, `os.replace`s the temp file over the state and fsyncs the directory. A
   crash at any point leaves either the old or the new state, never half of one.
 - `read` refuses a corrupt or truncated file with `StateCorruptError` naming the `.bak` and how
-  to recover; it is never a silent fresh start. A file of another stack is
-  `StateMismatchError`.
+  to recover; it is never a silent fresh start. A file of another stack that still records a
+  pod (or a pending operation) is `StateMismatchError`; one that records nothing is taken over
+  with a note (a sweep template's shared `state_file:`).
 - `lock` is a `filelock` on `<file>.lock` plus a holder record (`<file>.lock.holder`: pid, host,
   since, command) that a second apply reads for its message. The OS drops a dead process's
   lock, so a holder record left by a dead pid on this host is simply replaced.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -65,13 +67,30 @@ def read_state(path: Path, identity: StackIdentity | None = None) -> StackState:
                                 ) from None
     if identity is not None:
         if not state.belongs_to(identity):
-            other = state.identity.name if state.identity else "?"
-            raise StateMismatchError(
-                f"state file {path} belongs to stack '{other}', not '{identity.name}'; set "
-                "another state_file: for this stack or remove the explicit one")
+            state = _take_over(path, state, identity)
         if state.identity is None:
             state = state.evolve(identity=identity)
     return state
+
+
+def _take_over(path: Path, state: StackState, identity: StackIdentity) -> StackState:
+    """A state file shared between stacks (the original's `state_file:` in a sweep template):
+    one that records nothing goes to the stack that reads it now, with a note; one that still
+    records another stack's pod or pending operation is refused, naming both and the way out."""
+    other = state.identity.label if state.identity else "?"
+    if state.is_empty:
+        logging.getLogger(__name__).warning(
+            "note: state file %s was last used by stack '%s' and records no pod; stack '%s' "
+            "takes it over", path, other, identity.label)
+        return state.evolve(identity=identity)
+    held = (f"its pod {state.pod.pod_id}" if state.pod is not None else
+            f"a pending {state.pending.kind.value} of pod {state.pending.pod_id or state.pending.pod_name}"
+            if state.pending is not None else "a pod")
+    raise StateMismatchError(
+        f"state file {path} belongs to stack '{other}' and still records {held}; stack "
+        f"'{identity.label}' cannot share it. Give this stack its own state_file: (one per "
+        "stack file, or put the variable in it, e.g. state_file: ~/.runpod-deploy-{seed}.json), "
+        f"or release the other stack's pod first: runpod-deploy cleanup --state-file {path}")
 
 
 def write_state(path: Path, state: StackState) -> StackState:

@@ -226,8 +226,11 @@ def test_ls_runs_of_a_project_without_runs(tmp_path: Path) -> None:
     assert "no runs found under" in err
 
 
-def test_ls_runs_limit_must_be_positive() -> None:
-    assert run("ls-runs", "--project-root", PROJECT, "--limit", "0")[0] == 2
+def test_ls_runs_limit_zero_lists_every_run_as_the_original_did() -> None:
+    every = run("ls-runs", "--project-root", PROJECT, "--json")
+    assert every[0] == 0 and len(json.loads(every[1])) >= 2
+    assert run("ls-runs", "--project-root", PROJECT, "--json", "--limit", "0")[:2] == every[:2]
+    assert run("ls-runs", "--project-root", PROJECT, "--limit", "-1")[0] == 2
 
 
 # ---------------------------------------------------------------------------- compare-runs

@@ -72,8 +72,9 @@ class Account:
             identity=stack.identity, pod=PodRecord(pod_id=pod.pod_id, name=pod.name,
                                                    host_key_pins=pins)))
 
-    def run(self, *args: str | Path) -> tuple[int, str, str]:
-        result = CliRunner().invoke(app, [str(a) for a in args] + ["--provider", "api"])
+    def run(self, *args: str | Path, stdin: str | None = None) -> tuple[int, str, str]:
+        result = CliRunner().invoke(app, [str(a) for a in args] + ["--provider", "api"],
+                                    input=stdin)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
         return result.exit_code, result.stdout, result.stderr

@@ -129,11 +129,17 @@ def test_cleanup_all_stopped_exits_2_when_a_delete_fails(account: Account) -> No
     assert sum(account.provider.get_pod(p.pod_id) is not None for p in stopped) == 1
 
 
-def test_cleanup_all_stopped_without_yes_off_a_terminal_deletes_nothing(account: Account) -> None:
+def test_cleanup_all_stopped_without_yes_reads_its_answer_from_stdin(account: Account) -> None:
+    """As in the original: `echo y | runpod-deploy cleanup --all-stopped` deletes; no answer
+    (end of input) or anything but y/yes deletes nothing."""
     pod = account.pod("old--0a0a0a--1", stopped=True)
-    code, _, err = account.run("cleanup", "--all-stopped")
-    assert code == 1 and "without --yes" in err
-    assert account.provider.get_pod(pod.pod_id) is not None
+    for answer in (None, "", "n\n", "sure\n"):
+        code, _, err = account.run("cleanup", "--all-stopped", stdin=answer)
+        assert code == 1 and "Delete all 1 pods? [y/N]" in err and "no pod deleted" in err
+        assert account.provider.get_pod(pod.pod_id) is not None
+    code, _, err = account.run("cleanup", "--all-stopped", stdin="y\n")
+    assert code == 0 and "deleted: 1; failed: 0" in err
+    assert account.provider.get_pod(pod.pod_id) is None
 
 
 def test_cleanup_needs_exactly_one_target(account: Account) -> None:

@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,26 +81,28 @@ class Proj:
         assert result is not None
         return result
 
-    def store(self, config: Path) -> StateStore:
-        stack = load_stack(config, env=self.env)
+    def store(self, config: Path, cli_vars: Sequence[str] = ()) -> StateStore:
+        """The stack's state; `cli_vars`: of the instance those `--var`s make."""
+        stack = load_stack(config, env=self.env, cli_vars=cli_vars)
         return StateStore(stack.state_path, stack.identity)
 
-    def state(self, config: Path) -> Any:
-        return self.store(config).read()
+    def state(self, config: Path, cli_vars: Sequence[str] = ()) -> Any:
+        return self.store(config, cli_vars).read()
 
-    def prefix(self, config: Path) -> str:
-        return load_stack(config, env=self.env).pod_prefix
+    def prefix(self, config: Path, cli_vars: Sequence[str] = ()) -> str:
+        return load_stack(config, env=self.env, cli_vars=cli_vars).pod_prefix
 
-    def pods(self, config: Path, *, live: bool = True) -> list[dict[str, Any]]:
+    def pods(self, config: Path, *, live: bool = True,
+             cli_vars: Sequence[str] = ()) -> list[dict[str, Any]]:
         """The stack's pods at the simulator (by name prefix); `live`: not terminated."""
-        prefix = self.prefix(config)
+        prefix = self.prefix(config, cli_vars)
         return [p for p in self.sim.pods() if p["name"].startswith(prefix)
                 and (not live or p["desiredStatus"] != "TERMINATED")]
 
-    def assert_no_leak(self, config: Path) -> None:
+    def assert_no_leak(self, config: Path, cli_vars: Sequence[str] = ()) -> None:
         """Every pod of the stack that exists is the one its state records (at most one)."""
-        state = self.state(config)
-        live = {p["id"] for p in self.pods(config)}
+        state = self.state(config, cli_vars)
+        live = {p["id"] for p in self.pods(config, cli_vars=cli_vars)}
         recorded = {state.pod.pod_id} if state.pod else set()
         assert live <= recorded, f"pods no state records: {live - recorded}\n{self.log.getvalue()[-3000:]}"
 

@@ -125,14 +125,15 @@ def test_var_values_with_shell_metacharacters_stay_data_on_a_real_pod(proj: Proj
         "telemetry": {"enabled": False, "capture_nvidia_smi": False, "capture_dmesg": False,
                       "capture_pod_describe": False, "capture_remote_env": False},
     })
-    args = [f"--var={name}={value}" for name, value in PAYLOADS.items()]
+    values = [f"{name}={value}" for name, value in PAYLOADS.items()]
+    args = [f"--var={value}" for value in values]
     done = proj.cli("apply", "--config", str(config), "--yes", "--provider", "api", "--print-run-dir", *args)
     assert done.returncode == 0, done.stderr[-3000:]
-    (pod,) = proj.pods(config)
+    (pod,) = proj.pods(config, cli_vars=values)  # the --var values make a stack instance
     volume = proj.sim.home / "pods" / pod["id"] / "volume"
     assert not list(volume.glob("CANARY*")), "a --var value ran as a command"
     run_dir = Path(done.stdout.splitlines()[0].removeprefix("RUN_DIR="))
     log = (run_dir / "job.log").read_text()
     for name, value in PAYLOADS.items():
         assert f"{name}={value}" in log, (name, log)
-    proj.assert_no_leak(config)
+    proj.assert_no_leak(config, values)

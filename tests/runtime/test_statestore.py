@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.state import PodRecord, StackIdentity, StackState
+from reconciler.state import PendingKind, PendingOperation, PodRecord, StackIdentity, StackState
 from runtime.errors import StateCorruptError, StateLockedError, StateMismatchError
 from runtime.statestore import StateStore, backup_path, read_state, write_state
 
@@ -42,12 +42,16 @@ def test_corrupt_file_names_the_backup(tmp_path: Path, text: str) -> None:
     assert f"cp {backup_path(path)} {path}" in str(caught.value)
 
 
-def test_other_stack_is_refused_and_legacy_file_is_read(tmp_path: Path) -> None:
+def test_other_stack_holding_a_pod_is_refused_and_legacy_file_is_read(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    write_state(path, StackState.empty(IDENT))
+    write_state(path, StackState.empty(IDENT).evolve(pod=PodRecord(pod_id="pod-of-t")))
     other = StackIdentity(name="u", config_hash="d" * 16, key="def456")
-    with pytest.raises(StateMismatchError):
+    with pytest.raises(StateMismatchError) as caught:
         read_state(path, other)
+    message = str(caught.value)
+    assert "'t'" in message and "pod-of-t" in message and "'u'" in message
+    assert "state_file:" in message and "{seed}" in message
+    assert f"cleanup --state-file {path}" in message
     path.write_text(json.dumps({"pod_id": "abc", "gpu_id": "NVIDIA A40", "image": "i",
                                 "datacenter_id": "EU-RO-1"}))
     state = read_state(path, IDENT)
@@ -129,3 +133,25 @@ def test_eight_racers_with_timeout_zero_one_wins(tmp_path: Path) -> None:
     results = sorted(queue.get() for _ in procs)
     assert results.count("won") >= 1 and results.count("locked") >= 1
     assert len(results) == 8
+
+
+def test_an_empty_state_of_another_stack_is_taken_over_with_a_note(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The original's sweep template shares one `state_file:` between seeds: once the first
+    seed's pod is gone the file records nothing, and the next seed takes it over."""
+    path = tmp_path / "state.json"
+    first = write_state(path, StackState.empty(IDENT))
+    other = StackIdentity(name="u", config_hash="d" * 16, key="def456")
+    state = read_state(path, other)
+    assert state.identity == other and state.pod is None
+    assert state.lineage == first.lineage and state.serial == first.serial
+    assert "takes it over" in caplog.text and "'t'" in caplog.text and "'u'" in caplog.text
+
+
+def test_a_pending_operation_of_another_stack_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    pending = PendingOperation(kind=PendingKind.CREATE, pod_name="t--abc123--0a0a0a",
+                               started_at="2026-01-01T00:00:00+00:00")
+    write_state(path, StackState.empty(IDENT).evolve(pending=pending))
+    with pytest.raises(StateMismatchError, match="pending create of pod t--abc123--0a0a0a"):
+        read_state(path, StackIdentity(name="u", config_hash="d" * 16, key="def456"))

@@ -35,3 +35,30 @@ def environment(local: bool) -> tuple[dict[str, str], Path | None]:
 
     cloud = local_cloud()
     return cloud.env, cloud.ssh_key
+
+
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Show debug detail (every provider and SSH step) on stderr.")]
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="Only warnings, errors and the result.")]
+
+
+def set_verbosity(verbose: bool, quiet: bool) -> bool:
+    """The original's `-v` (DEBUG) / `-q` (WARNING only), mutually exclusive, on every command:
+    sets what the tool's loggers show on stderr. Returns True when informational notes should
+    be left out (quiet)."""
+    import logging
+
+    if verbose and quiet:
+        raise typer.BadParameter("give at most one of --verbose and --quiet",
+                                 param_hint="'--verbose' / '--quiet'")
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    for name in ("runtime", "runpod_deploy"):
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        if verbose and not any(getattr(h, "_rpd_verbose", False) for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            handler._rpd_verbose = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+    return quiet

@@ -2,6 +2,7 @@
 
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -13,12 +14,19 @@ from runpod_deploy.commands._options import (
     ProviderOpt,
     VarOpt,
     VarsFileOpt,
+    VerboseOpt,
     environment,
     fail,
+    set_verbosity,
 )
 
 if TYPE_CHECKING:
     from runpod_deploy.live import RichReporter
+
+class CloudTypeChoice(str, Enum):
+    SECURE = "SECURE"
+    COMMUNITY = "COMMUNITY"
+
 
 PlanFileArg = Annotated[Optional[Path], typer.Argument(  # noqa: UP045
     help="A plan saved with `plan --out`; refused if the world changed since.", show_default=False)]
@@ -89,14 +97,21 @@ def _apply_command(
     ssh_key: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--ssh-key", help="Private key for the pod (overrides ssh.key_path).", envvar="RUNPOD_DEPLOY_SSH_KEY")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (= `plan`).")] = False,
+    offline_dry_run: Annotated[bool, typer.Option(
+        "--offline-dry-run", help="Walk every phase and say what it would do, asking nothing: "
+        "no provider, no SSH, no state.")] = False,
+    fallback_cloud_type: Annotated[Optional[CloudTypeChoice], typer.Option(  # noqa: UP045
+        "--fallback-cloud-type", help="After a stock-out on pod.cloud_type everywhere, try the "
+        "same GPUs and datacenters on this cloud type.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the result.")] = False,
     plain: Annotated[bool, typer.Option(
         "--plain", help="Timestamped progress lines instead of the live view (what a pipe, "
         "a CI job or TERM=dumb gets anyway).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
     provider: ProviderOpt = "runpodctl",
     local: LocalOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and the result.")] = False,
 ) -> None:
     from reconciler.diagnostics import RunpodDeployError
     from reconciler.plan import PlanOptions
@@ -104,6 +119,11 @@ def _apply_command(
     from runpod_deploy.api import ApplyRequest, apply_stack, read_plan
     from runtime.reporter import PlainReporter, QuietReporter, Reporter
 
+    set_verbosity(verbose, quiet)
+    if offline_dry_run:
+        _offline_dry_run(config, var, vars_file, cost_cap_usd, max_runtime_minutes,
+                         gpu_id, datacenter_id, print_run_dir, fallback_cloud_type)
+        return
     saved_plan = None
     try:
         if plan_file is not None:
@@ -127,6 +147,7 @@ def _apply_command(
             ssh_ready_timeout_sec=ssh_ready_timeout_sec,
             saved_plan=saved_plan,
             ssh_key=str(key) if key is not None else None,
+            fallback_cloud_type=fallback_cloud_type.value if fallback_cloud_type else None,
         )
         reporter: Reporter
         live: RichReporter | None = None
@@ -142,6 +163,9 @@ def _apply_command(
         def show(plan: object) -> None:
             if not quiet and not as_json:
                 print(render_text(plan), file=sys.stderr, end="")  # type: ignore[arg-type]
+                if fallback_cloud_type is not None:
+                    print(f"Fallback: after a stock-out everywhere on pod.cloud_type, the same "
+                          f"GPUs and datacenters on {fallback_cloud_type.value}.", file=sys.stderr)
             if live is not None:
                 live.show_plan(plan)  # type: ignore[arg-type]
 
@@ -149,6 +173,9 @@ def _apply_command(
 
         def confirm(plan: object) -> bool:
             if dry_run:
+                if print_run_dir:  # where a real run would write, as the original printed it
+                    sys.stdout.write(f"RUN_DIR={_would_be_run_dir(config, var, vars_file)}\n")
+                    sys.stdout.flush()
                 return False
             if yes or not asks:
                 return True
@@ -199,3 +226,55 @@ def _apply_command(
         if result.lifecycle_action is not None and result.pod_id:
             print(f"Pod {result.pod_id}: {result.lifecycle_action.value}", file=sys.stderr)
     raise typer.Exit(result.exit_code)
+
+
+def _would_be_run_dir(config: Optional[Path], var: Optional[list[str]],  # noqa: UP045
+                      vars_file: Optional[Path]) -> Path:  # noqa: UP045
+    """The run dir a run started now would use (not created: a dry run writes nothing)."""
+    from runpod_deploy.api import load_stack, run_stamp
+    from runtime.clock import SystemClock
+    from runtime.rundir import RUNS_DIRNAME
+
+    assert config is not None
+    stack = load_stack(config, cli_vars=var or (), vars_file=vars_file)
+    return Path(stack.job.variables.project_root) / RUNS_DIRNAME / run_stamp(SystemClock())
+
+
+def _offline_dry_run(config: Optional[Path],  # noqa: UP045
+                     var: Optional[list[str]], vars_file: Optional[Path],  # noqa: UP045
+                     cost_cap_usd: Optional[float], max_runtime_minutes: Optional[int],  # noqa: UP045
+                     gpu_id: Optional[str], datacenter_id: Optional[str],  # noqa: UP045
+                     print_run_dir: bool,
+                     fallback: Optional[CloudTypeChoice]) -> None:  # noqa: UP045
+    """`run --offline-dry-run`: the phases of a run from the stack alone (stdout), exit 0."""
+    from reconciler.diagnostics import RunpodDeployError, SpecError, error
+    from reconciler.naming import pod_name
+    from runpod_deploy.api import load_stack, run_stamp, with_budget
+    from runtime.clock import SystemClock
+    from runtime.offline_dry_run import offline_walk
+    from runtime.rundir import RUNS_DIRNAME
+
+    try:
+        if config is None:
+            raise typer.BadParameter("give --config FILE")
+        if (gpu_id is None) != (datacenter_id is None):
+            raise SpecError([error("--gpu-id and --datacenter-id must be given together",
+                                   field_path="--gpu-id")])
+        stamp = run_stamp(SystemClock())
+        first = load_stack(config, cli_vars=var or (), vars_file=vars_file, stamp=stamp)
+        run_dir = Path(first.job.variables.project_root) / RUNS_DIRNAME / stamp
+        stack = with_budget(load_stack(config, cli_vars=var or (), vars_file=vars_file,
+                                       stamp=stamp, run_dir=str(run_dir)),
+                            cost_cap_usd=cost_cap_usd, max_runtime_minutes=max_runtime_minutes)
+    except (RunpodDeployError, ValueError, OSError) as exc:
+        raise fail(exc) from None
+    for diagnostic in stack.warnings:
+        print(diagnostic.format(), file=sys.stderr)
+    if print_run_dir:
+        sys.stdout.write(f"RUN_DIR={run_dir}\n")
+    typer.echo(f"offline dry run of {config}: nothing is asked or created")
+    steps = offline_walk(stack.job.spec, pod_name=pod_name(stack.pod_prefix, "<nonce>"),
+                         run_dir=str(run_dir), gpu_id=gpu_id, datacenter_id=datacenter_id,
+                         fallback_cloud_type=fallback.value if fallback else None)
+    for step in steps:
+        typer.echo(step.format())

@@ -5,9 +5,10 @@ inside the commands, so `runpod-deploy --help` stays near the cost of a bare typ
 """
 
 
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -15,11 +16,17 @@ from runpod_deploy.commands._options import (
     ConfigOpt,
     LocalOpt,
     ProviderOpt,
+    QuietOpt,
     VarOpt,
     VarsFileOpt,
+    VerboseOpt,
     environment,
+    set_verbosity,
 )
 from runpod_deploy.commands._options import fail as _fail
+
+if TYPE_CHECKING:
+    from reconciler.observed import Catalog
 
 
 def _warn(stack: object) -> None:
@@ -27,18 +34,89 @@ def _warn(stack: object) -> None:
         print(diagnostic.format(), file=sys.stderr)
 
 
+def _catalog(kind: str, env: dict[str, str]) -> "Catalog":
+    """Live stock and prices through the provider (`--check-availability`)."""
+    from runtime.errors import ProviderError
+    from runtime.providers import make_provider
+
+    provider = make_provider(kind, env)
+    if provider is None:
+        raise ProviderError(f"{kind} was not found on PATH; install it, or use --provider api "
+                            "(with RUNPOD_API_KEY) or --local", provider=kind)
+    return provider.catalog()
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
-    def validate(config: ConfigOpt, var: VarOpt = None, vars_file: VarsFileOpt = None) -> None:
-        """Check a stack file: schema, values and template variables. Exit 1 on any error."""
+    def validate(
+        config: ConfigOpt,
+        var: VarOpt = None,
+        vars_file: VarsFileOpt = None,
+        check_local: Annotated[bool, typer.Option(
+            "--check-local", help="Check that every local.required_paths entry exists.")] = False,
+        check_availability: Annotated[bool, typer.Option(
+            "--check-availability", help="Check live stock of gpu_order in each datacenter "
+            "(asks the provider).")] = False,
+        scan_consumer: Annotated[bool, typer.Option(
+            "--scan-consumer", help="Scan the project for deploy foot-guns (warnings only).")
+        ] = False,
+        check_image_registry: Annotated[bool, typer.Option(
+            "--check-image-registry", help="Check that pod.image's tag exists in its registry "
+            "($RUNPOD_DEPLOY_REGISTRY_URL, default Docker Hub).")] = False,
+        skip_registry_check: Annotated[bool, typer.Option(
+            "--skip-registry-check", help="Never ask the image registry (overrides --all).")
+        ] = False,
+        all_checks: Annotated[bool, typer.Option(
+            "--all", help="Run every check above.")] = False,
+        provider: ProviderOpt = "runpodctl",
+        local: LocalOpt = False,
+        verbose: VerboseOpt = False,
+        quiet: QuietOpt = False,
+    ) -> None:
+        """Check a stack file: schema, values and template variables, and with the flags the
+        local paths, live stock, consumer foot-guns and the image tag. Exit 1 on any error."""
         from reconciler.diagnostics import RunpodDeployError
         from runpod_deploy.api import load_stack
+        from runtime import preflight_checks as checks
 
+        hush = set_verbosity(verbose, quiet)
         try:
-            stack = load_stack(config, cli_vars=var or (), vars_file=vars_file)
+            env, _key = environment(local) if (check_availability or all_checks) else (
+                dict(os.environ), None)
+            stack = load_stack(config, cli_vars=var or (), vars_file=vars_file, env=env)
         except RunpodDeployError as exc:
             raise _fail(exc) from None
         _warn(stack)
+        spec = stack.job.spec
+        findings: list[checks.Finding] = []
+        if spec.uses_network_volume and len(spec.pod.datacenters) > 1:
+            findings.append(checks.Finding(
+                "config", checks.Level.WARNING, "storage.mode network_volume with several "
+                "pod.datacenters: the pod can only land in the volume's datacenter"))
+        project_root = stack.job.variables.project_root
+        if check_local or all_checks:
+            findings += checks.check_local_paths(spec.local.required_paths, project_root)
+        if check_availability or all_checks:
+            try:
+                findings += checks.check_availability(spec, _catalog(provider, env))
+            except RunpodDeployError as exc:
+                raise _fail(exc) from None
+        if scan_consumer or all_checks:
+            sources = [(str(Path(project_root) / push.source), checks.effective_excludes(push))
+                       for push in spec.staging]
+            findings += checks.scan_consumer(spec, project_root=project_root,
+                                             staging_sources=sources)
+        if (check_image_registry or all_checks) and not skip_registry_check:
+            findings += checks.check_image_registry(spec.pod.image, env=os.environ)
+        for finding in findings:
+            if finding.level in (checks.Level.WARNING, checks.Level.ERROR):
+                print(finding.format(), file=sys.stderr)
+            elif not hush:
+                typer.echo(finding.format())
+        errors = [f for f in findings if f.level is checks.Level.ERROR]
+        if errors:
+            print(f"error: {config}: {len(errors)} check(s) failed", file=sys.stderr)
+            raise typer.Exit(1)
         typer.echo(f"ok: {config} schema_version={stack.spec.schema_version} job={stack.name}")
 
     @app.command()
@@ -61,8 +139,11 @@ def register(app: typer.Typer) -> None:
         )] = False,
         provider: ProviderOpt = "runpodctl",
         local: LocalOpt = False,
+        verbose: VerboseOpt = False,
+        quiet: QuietOpt = False,
     ) -> None:
         """Preview what `apply` would do to the stack's pod, the job phases, cost and guards."""
+        set_verbosity(verbose, quiet)
         from reconciler.diagnostics import RunpodDeployError
         from reconciler.plan import PlanOptions
         from reconciler.render import render_json, render_markdown, render_text
@@ -91,8 +172,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
 
     @app.command()
-    def schema() -> None:
+    def schema(verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
         """Print the JSON Schema of the stack format (for yaml-language-server)."""
+        set_verbosity(verbose, quiet)
         import json
 
         from reconciler.spec import json_schema
@@ -100,8 +182,9 @@ def register(app: typer.Typer) -> None:
         typer.echo(json.dumps(json_schema(), indent=2))
 
     @app.command()
-    def version() -> None:
+    def version(verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
         """Print the runpod-deploy version."""
+        set_verbosity(verbose, quiet)
         from runpod_deploy import __version__
 
         typer.echo(f"runpod-deploy {__version__}")

@@ -13,13 +13,32 @@ from typing import Annotated
 
 import typer
 
-from runpod_deploy.commands._options import LocalOpt, ProviderOpt, environment, fail
+from runpod_deploy.commands._options import (
+    LocalOpt,
+    ProviderOpt,
+    QuietOpt,
+    VerboseOpt,
+    environment,
+    fail,
+    set_verbosity,
+)
 
 
 class DriftFormat(str, Enum):
     TABLE = "table"
     JSON = "json"
     MARKDOWN = "markdown"
+
+
+def _default_state_dir(env: dict[str, str]) -> Path:
+    """Where stacks without a `state_file:` keep their state (their instances' files too)."""
+    import os
+
+    from reconciler.naming import default_state_path
+
+    home = env.get("HOME") or os.path.expanduser("~")
+    sample = default_state_path("x", "/x", home=home, state_dir=env.get("RUNPOD_DEPLOY_STATE_DIR"))
+    return Path(sample).parent
 
 
 def register(app: typer.Typer) -> None:
@@ -36,13 +55,17 @@ def register(app: typer.Typer) -> None:
         )] = False,
         provider: ProviderOpt = "runpodctl",
         local: LocalOpt = False,
+        verbose: VerboseOpt = False,
+        quiet: QuietOpt = False,
     ) -> None:
         """Check many stacks for drift, and the account for orphaned pods (for CI).
 
         Per stack: in sync, drifted (with the field diff), pod missing, or an operation left
         pending by an interrupted apply; across the account, pods no state records, with their
-        $/day. One provider listing serves every stack.
+        $/day. One provider listing serves every stack. Each `--var` instance of a stack that
+        has run (its own state file) is checked as a stack of its own.
         """
+        set_verbosity(verbose, quiet)
         from functools import partial
 
         from reconciler.diagnostics import RunpodDeployError
@@ -58,7 +81,8 @@ def register(app: typer.Typer) -> None:
         try:
             env, _key = environment(local)
             report = check_drift(paths or [Path(".")], load=partial(load_stack, env=env),
-                                 provider=make_provider(provider, env))
+                                 provider=make_provider(provider, env),
+                                 state_dir=_default_state_dir(env))
         except RunpodDeployError as exc:
             raise fail(exc) from None
         render = {DriftFormat.TABLE: render_drift_text, DriftFormat.JSON: render_drift_json,

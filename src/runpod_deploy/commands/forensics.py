@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 
+from runpod_deploy.commands._options import QuietOpt, VerboseOpt, set_verbosity
+
 if TYPE_CHECKING:
     import logging
 
@@ -68,8 +70,11 @@ def register(app: typer.Typer) -> None:
             typer.Option("--root", help="Summarise every manifest under DIR, with totals."),
         ] = None,
         as_json: _JSON = False,
+        verbose: VerboseOpt = False,
+        quiet: QuietOpt = False,
     ) -> None:
         """Summarise one run's manifest, or every run under --root with a TOTALS footer."""
+        set_verbosity(verbose, quiet)
         from runtime import forensics
 
         if manifest is not None and root is None:
@@ -99,8 +104,11 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="Print the events as JSON lines.")
         ] = False,
+        verbose: VerboseOpt = False,
+        quiet: QuietOpt = False,
     ) -> None:
         """Show a run's events as a timeline relative to its first event."""
+        set_verbosity(verbose, quiet)
         from runtime import forensics
         from runtime.rundir import RunDirError
 
@@ -136,8 +144,11 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="Print JSON lines, each with its run_dir.")
         ] = False,
+        verbose: VerboseOpt = False,
+        quiet: QuietOpt = False,
     ) -> None:
         """Find events across many runs, by field value and by age."""
+        set_verbosity(verbose, quiet)
         from datetime import UTC, datetime
 
         from runtime import forensics
@@ -167,15 +178,19 @@ def register(app: typer.Typer) -> None:
             typer.Option("--project-root", help="The project whose artifacts/runpod/ to list."),
         ] = Path("."),
         limit: Annotated[
-            int | None, typer.Option("--limit", min=1, help="Only the N most recent runs.")
+            int | None, typer.Option("--limit", min=0, help="Only the N most recent runs "
+                                     "(0: every run, as in the original).")
         ] = None,
         as_json: _JSON = False,
+        verbose: VerboseOpt = False,
+        quiet: QuietOpt = False,
     ) -> None:
         """List a project's runs, oldest first: job, pod, GPU, datacenter, wall time, cost."""
+        set_verbosity(verbose, quiet)
         from runtime import forensics
 
         resolved = project_root.resolve()
-        rows = forensics.list_runs(resolved, limit=limit)
+        rows = forensics.list_runs(resolved, limit=limit or None)
         if as_json:
             typer.echo(json.dumps([row.model_dump() for row in rows], indent=2))
         elif not rows:
@@ -189,8 +204,11 @@ def register(app: typer.Typer) -> None:
         a: Annotated[Path, typer.Argument(help="Manifest (or run dir) of run A.")],
         b: Annotated[Path, typer.Argument(help="Manifest (or run dir) of run B.")],
         as_json: _JSON = False,
+        verbose: VerboseOpt = False,
+        quiet: QuietOpt = False,
     ) -> None:
         """Compare two runs field by field. Exits 1 if either run failed (a CI gate)."""
+        set_verbosity(verbose, quiet)
         from runtime import forensics
 
         manifest_a = forensics.load_manifest(a)
@@ -216,8 +234,11 @@ def register(app: typer.Typer) -> None:
         project_root: Annotated[
             Path, typer.Option("--project-root", help="The project to describe.")
         ] = Path("."),
+        verbose: VerboseOpt = False,
+        quiet: QuietOpt = False,
     ) -> None:
         """Print the local git SHA, dirty flag, branch and lockfile hash as JSON."""
+        set_verbosity(verbose, quiet)
         from runtime.gitmeta import capture_deploy_metadata
 
         metadata = capture_deploy_metadata(project_root.resolve())

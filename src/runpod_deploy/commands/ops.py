@@ -20,10 +20,13 @@ from runpod_deploy.commands._options import (
     ConfigOpt,
     LocalOpt,
     ProviderOpt,
+    QuietOpt,
     VarOpt,
     VarsFileOpt,
+    VerboseOpt,
     environment,
     fail,
+    set_verbosity,
 )
 
 if TYPE_CHECKING:
@@ -62,11 +65,24 @@ def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2))
 
 
+def _answered_yes(question: str) -> bool:
+    """Ask on stderr and read one line from stdin, whatever stdin is (a terminal, a pipe, a
+    file): the original's prompt, so `echo y | ...` works. End of input means no."""
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer.endswith("\n"):
+        sys.stderr.write("\n")
+    return answer.strip().lower() in ("y", "yes")
+
+
 def register(app: typer.Typer) -> None:  # noqa: C901 (one closure per command)
     @app.command("ls-stale")
     def ls_stale(as_json: _JSON = False, provider: ProviderOpt = "runpodctl",
-                 local: LocalOpt = False) -> None:
+                 local: LocalOpt = False, verbose: VerboseOpt = False,
+                 quiet: QuietOpt = False) -> None:
         """List every stopped (EXITED) pod with its volume disk's $/day and $/month."""
+        set_verbosity(verbose, quiet)
         from reconciler.diagnostics import RunpodDeployError
         from runtime import ops
 
@@ -94,9 +110,13 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one closure per command)
             "--dry-run", help="Say what would be done; change nothing.")] = False,
         provider: ProviderOpt = "runpodctl",
         local: LocalOpt = False,
+        verbose: VerboseOpt = False,
+        quiet: QuietOpt = False,
     ) -> None:
         """Delete, stop or keep one stack's pod, or delete every stopped pod (exit 2 if any
-        delete failed)."""
+        delete failed). Without --yes the answer is read from stdin (a terminal or a pipe, as
+        in `echo y | runpod-deploy cleanup --all-stopped`); end of input means no."""
+        set_verbosity(verbose, quiet)
         from reconciler.diagnostics import RunpodDeployError
         from runtime import ops
 
@@ -118,14 +138,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one closure per command)
             typer.echo("no stopped (EXITED) pods; nothing to delete", err=True)
             return
         typer.echo(ops.format_stale_table(stale), nl=False)
-        if not yes and not dry_run:
-            if not sys.stdin.isatty():
-                typer.echo(f"error: refusing to delete {len(stale)} pods without --yes "
-                           "(stdin is not a terminal)", err=True)
-                raise typer.Exit(1)
-            if not typer.confirm(f"Delete all {len(stale)} pods?", default=False, err=True):
-                typer.echo("aborted; no pod deleted", err=True)
-                raise typer.Exit(1)
+        if not yes and not dry_run and not _answered_yes(f"Delete all {len(stale)} pods?"):
+            typer.echo("aborted; no pod deleted", err=True)
+            raise typer.Exit(1)
         results = ops.delete_pods(the_provider, [p.pod_id for p in stale], dry_run=dry_run)
         failed = [r for r in results if not r.ok]
         for result in failed:
@@ -149,8 +164,11 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one closure per command)
         vars_file: VarsFileOpt = None,
         provider: ProviderOpt = "runpodctl",
         local: LocalOpt = False,
+        verbose: VerboseOpt = False,
+        quiet: QuietOpt = False,
     ) -> None:
         """Tail the run log of the stack's current pod over SSH (its pinned host key only)."""
+        set_verbosity(verbose, quiet)
         import os
 
         from reconciler.diagnostics import RunpodDeployError
@@ -171,15 +189,28 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one closure per command)
             raise typer.Exit(130) from None
 
     @app.command()
-    def estimate(config: ConfigOpt, var: VarOpt = None, vars_file: VarsFileOpt = None,
-                 as_json: _JSON = False, provider: ProviderOpt = "runpodctl",
-                 local: LocalOpt = False) -> None:
+    def estimate(
+        config_arg: Annotated[Optional[Path], typer.Argument(  # noqa: UP045
+            metavar="[CONFIG]", help="The stack file (as the original took it), or --config.",
+            show_default=False)] = None,
+        config: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+            "--config", "-c", help="The stack file (YAML).")] = None,
+        var: VarOpt = None, vars_file: VarsFileOpt = None,
+        as_json: _JSON = False, provider: ProviderOpt = "runpodctl",
+        local: LocalOpt = False, verbose: VerboseOpt = False, quiet: QuietOpt = False,
+    ) -> None:
         """Where the stack would land now (GPU x datacenter walk over live stock and prices),
         its $/hr and the forecast under the cost cap. Exit 1 if no GPU is in stock."""
         from reconciler.diagnostics import RunpodDeployError
         from runpod_deploy.api import load_stack
         from runtime import ops
 
+        set_verbosity(verbose, quiet)
+        if (config_arg is None) == (config is None):
+            raise typer.BadParameter("give the stack file once: estimate CONFIG or "
+                                     "estimate --config CONFIG", param_hint="'CONFIG'")
+        config = config_arg or config
+        assert config is not None
         try:
             env, _ = environment(local)
             stack = load_stack(config, cli_vars=var or (), vars_file=vars_file, env=env)
@@ -197,8 +228,13 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one closure per command)
     @app.command("gpu-prices")
     def gpu_prices(cloud_type: _CLOUD = CloudChoice.SECURE, spot: _SPOT = False,
                    as_json: _JSON = False, provider: ProviderOpt = "runpodctl",
-                   local: LocalOpt = False) -> None:
+                   local: LocalOpt = False,
+                   no_price_cache: Annotated[bool, typer.Option(
+                       "--no-price-cache", help="Ask RunPod now, not a cache (prices are "
+                       "always read fresh: accepted for the original's scripts).")] = False,
+                   verbose: VerboseOpt = False, quiet: QuietOpt = False) -> None:
         """Every GPU type's $/GPU/hr, cheapest first. Exit 1 when RunPod gives no prices."""
+        set_verbosity(verbose, quiet)
         from reconciler.diagnostics import RunpodDeployError
         from reconciler.observed import CloudType
         from runtime import ops
@@ -227,17 +263,27 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one closure per command)
         as_json: _JSON = False,
         provider: ProviderOpt = "runpodctl",
         local: LocalOpt = False,
+        no_prices: Annotated[bool, typer.Option(
+            "--no-prices", help="Stock only: do not fetch prices (offline, no API key).")
+        ] = False,
+        verbose: VerboseOpt = False,
+        quiet: QuietOpt = False,
     ) -> None:
         """The GPUs a datacenter lists: stock, best first, and $/GPU/hr."""
+        from dataclasses import replace
+
         from reconciler.diagnostics import RunpodDeployError
         from reconciler.observed import CloudType
         from runtime import ops
 
+        set_verbosity(verbose, quiet)
         cloud = CloudType(cloud_type.value)
         try:
             env, _ = environment(local)
-            rows = ops.gpu_stock(ops.priced_catalog(_provider(provider, env), env), datacenter,
-                                 cloud, spot=spot)
+            the_provider = _provider(provider, env)
+            catalog = (replace(the_provider.catalog(), prices=()) if no_prices
+                       else ops.priced_catalog(the_provider, env))
+            rows = ops.gpu_stock(catalog, datacenter, cloud, spot=spot)
         except RunpodDeployError as exc:
             raise fail(exc) from None
         if as_json:
@@ -248,9 +294,11 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one closure per command)
     @app.command("gpu-inventory")
     def gpu_inventory(config: ConfigOpt, var: VarOpt = None, vars_file: VarsFileOpt = None,
                       as_json: _JSON = False, provider: ProviderOpt = "runpodctl",
-                      local: LocalOpt = False) -> None:
+                      local: LocalOpt = False, verbose: VerboseOpt = False,
+                      quiet: QuietOpt = False) -> None:
         """The stack's gpu_order in each of its datacenters by stock. Exit 3 when none is
         stocked anywhere (with the GPUs that are, to widen gpu_order)."""
+        set_verbosity(verbose, quiet)
         from reconciler.diagnostics import RunpodDeployError
         from runpod_deploy.api import load_stack
         from runtime import ops
