@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Self, TextIO
 
 from runtime.reporter import PodSelected, Reporter
 
@@ -190,7 +190,7 @@ class RichReporter(Reporter):
                 self._estimated = True
         self._live.stop()
 
-    def __enter__(self) -> RichReporter:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -70,7 +70,7 @@ EXIT_CODES: dict[RunOutcome, int] = {
 class ApplyResult:
     outcome: RunOutcome
     detail: str
-    run_dir: Path | None
+    run_dir: Path
     manifest_path: Path | None
     pod_id: str | None
     state: StackState

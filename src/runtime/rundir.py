@@ -728,8 +728,8 @@ def _load_jsonl(path: Path, filename: str, record_type: type[_RecordT]) -> Itera
         try:
             raw = json.loads(line)
             if not isinstance(raw, dict):
-                raise ValueError(f"a JSON {type(raw).__name__}, not an object")
+                raise TypeError(f"a JSON {type(raw).__name__}, not an object")
             yield record_type.model_validate(raw)
-        except (ValueError, ValidationError) as error:
+        except (ValueError, TypeError, ValidationError) as error:
             reason = _first_problem(error) if isinstance(error, ValidationError) else error
             logger.warning("%s:%d: skipping malformed line (%s)", file, line_number, reason)

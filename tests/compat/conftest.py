@@ -1,3 +1,3 @@
 """Fixtures of the conformance suite (see compat_machine.py)."""
 
-from compat_machine import machine, shared_key, shared_sim  # noqa: F401
+from tests.compat.compat_machine import machine, shared_key, shared_sim  # noqa: F401

@@ -12,7 +12,8 @@ import json
 import re
 
 import pytest
-from compat_machine import UserMachine
+
+from tests.compat.compat_machine import UserMachine
 
 pytestmark = pytest.mark.sim
 

@@ -8,7 +8,8 @@ import os
 import re
 
 import pytest
-from compat_machine import UserMachine
+
+from tests.compat.compat_machine import UserMachine
 
 pytestmark = pytest.mark.sim
 

@@ -13,7 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from compat_machine import UserMachine
+
+from tests.compat.compat_machine import UserMachine
 
 pytestmark = pytest.mark.sim
 
@@ -161,7 +162,8 @@ def _max_pods_at_once(requests: list[dict[str, object]]) -> tuple[int, int]:
     the RunPod requests it served, in order: a create adds a pod, a terminate removes one."""
     alive = peak = created = 0
     for request in requests:
-        fields = [str(f) for f in request.get("fields", []) or []]  # type: ignore[union-attr]
+        listed = request.get("fields") or []
+        fields = [str(f) for f in listed] if isinstance(listed, list) else []
         route, method = str(request["route"]), str(request["method"])
         if "podFindAndDeployOnDemand" in fields or "podRentInterruptable" in fields or (
                 method == "POST" and route.rstrip("/") == "/v1/pods"):

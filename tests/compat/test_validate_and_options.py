@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from compat_machine import UserMachine
+
+from tests.compat.compat_machine import UserMachine
 
 pytestmark = pytest.mark.sim
 
@@ -68,14 +69,14 @@ class Registry:
                     return
                 if self.headers.get("Authorization") != "Bearer anon":
                     self.send_response(401)
-                    realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+                    realm = f"{registry.url}/token"
                     self.send_header("WWW-Authenticate",
                                      f'Bearer realm="{realm}",service="loopback"')
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 match = re.fullmatch(r"/v2/(.+)/manifests/([^/]+)", self.path)
-                found = bool(match) and match.group(2) in registry.tags.get(match.group(1), set())
+                found = match is not None and match.group(2) in registry.tags.get(match.group(1), set())
                 self.send_response(200 if found else 404)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

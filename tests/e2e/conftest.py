@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from runpod_deploy.api import ApplyRequest, apply_stack, load_stack
+from runpod_sim.testing import Simulator
 from runtime.executor import ApplyResult
 from runtime.reporter import PlainReporter
 from runtime.statestore import StateStore
-from runpod_sim.testing import Simulator
 
 BASE_STACK: dict[str, Any] = {
     "schema_version": 2,
@@ -122,7 +122,8 @@ def events_of(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def manifest_of(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "runpod_deploy_pull_manifest.json").read_text())
+    manifest: dict[str, Any] = json.loads((run_dir / "runpod_deploy_pull_manifest.json").read_text())
+    return manifest
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:

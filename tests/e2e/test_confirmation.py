@@ -25,8 +25,10 @@ def _run_dirs(project: Project) -> list[Path]:
 
 
 def _cli(project: Project, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args, "--provider", "api"], env=project.env, cwd=project.root,
-                          capture_output=True, text=True, timeout=180, check=False, **kwargs)  # type: ignore[call-overload]
+    done: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
+        [CLI, *args, "--provider", "api"], env=project.env, cwd=project.root,
+        capture_output=True, text=True, timeout=180, check=False, **kwargs)
+    return done
 
 
 def _read_until(fd: int, wanted: bytes, seen: bytearray) -> None:

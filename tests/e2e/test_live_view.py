@@ -96,7 +96,7 @@ def test_apply_on_a_terminal_shows_the_live_view_and_leaves_its_final_state(proj
     assert manifest["outcome"] == "succeeded"
 
     assert "\x1b[" in raw, "a terminal gets the rich view, with its cursor control"
-    assert not re.search(r"^\[\d\d:\d\d:\d\d\] provision: started", text, re.M), "no plain lines"
+    assert not re.search(r"^\[\d\d:\d\d:\d\d\] provision: started", text, re.MULTILINE), "no plain lines"
 
     # The final state of the view stays on the screen, followed by the summary.
     final = _text(raw.rsplit("\x1b[2K", 1)[-1])
@@ -113,11 +113,11 @@ def test_apply_on_a_terminal_shows_the_live_view_and_leaves_its_final_state(proj
 
 
 def test_plain_on_a_terminal_keeps_the_timestamped_lines(project: Project) -> None:
-    code, stdout, raw, config = _apply(project, "--plain")
+    code, _stdout, raw, config = _apply(project, "--plain")
     text = _text(raw)
     assert code == 0, text[-3000:]
-    assert re.search(r"^\[\d\d:\d\d:\d\d\] provision: started - \+ create$", text, re.M), text[-3000:]
-    assert re.search(r"^\[\d\d:\d\d:\d\d\] \| line 25$", text, re.M)
+    assert re.search(r"^\[\d\d:\d\d:\d\d\] provision: started - \+ create$", text, re.MULTILINE), text[-3000:]
+    assert re.search(r"^\[\d\d:\d\d:\d\d\] \| line 25$", text, re.MULTILINE)
     assert "job log: last" not in text
     assert "Run succeeded" in text
     project.assert_no_leak(config)

@@ -103,7 +103,7 @@ def test_an_unknown_volume_name_is_a_located_error_and_creates_nothing(project: 
     exe = Path(sys.executable).with_name("runpod-deploy")
     done = subprocess.run(
         [str(exe), "apply", "--config", str(config), "--yes", "--provider", "api"],
-        env=project.env, capture_output=True, text=True, timeout=120,
+        env=project.env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode != 0
     assert f"{config.name}:{line}:" in done.stderr, done.stderr
@@ -122,7 +122,7 @@ def test_a_pin_outside_the_volumes_datacenter_is_refused_before_anything_exists(
     done = subprocess.run(
         [str(exe), "apply", "--config", str(config), "--yes", "--provider", "api",
          "--gpu-id", "NVIDIA RTX A4000", "--datacenter-id", "US-IL-1"],
-        env=project.env, capture_output=True, text=True, timeout=120,
+        env=project.env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode != 0
     assert "--datacenter-id US-IL-1 cannot mount network volume 'pinned-data', which is in " \

@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.conftest import BASE_STACK, merge
 from runpod_deploy.api import ApplyRequest, apply_stack, load_stack
+from runpod_sim.testing import FAST_KNOBS, Simulator
 from runtime.executor import ApplyResult
 from runtime.reporter import PlainReporter
 from runtime.statestore import StateStore
-from runpod_sim.testing import FAST_KNOBS, Simulator
+from tests.e2e.conftest import BASE_STACK, merge
 
 CLI = str(Path(sys.executable).with_name("runpod-deploy"))
 
@@ -73,7 +73,7 @@ class Proj:
         if crash_at:
             run_env["RUNPOD_DEPLOY_CRASH_AT"] = crash_at
         return subprocess.run([CLI, *args], env=run_env, capture_output=True, text=True, timeout=timeout,
-                              cwd=self.root)
+                              cwd=self.root, check=False)
 
     def apply(self, config: Path, request: ApplyRequest | None = None, clock: Any = None) -> ApplyResult:
         result = apply_stack(config, request or ApplyRequest(provider="api"), env=self.env, clock=clock,

@@ -28,7 +28,7 @@ BAD = Path(__file__).resolve().parents[1] / "data" / "bad_stacks"
 
 
 def _header(text: str, key: str) -> str | None:
-    found = re.search(rf"^# {key}: ?(.*)$", text, re.M)
+    found = re.search(rf"^# {key}: ?(.*)$", text, re.MULTILINE)
     return found.group(1) if found else None
 
 
@@ -48,7 +48,7 @@ def _generated(tmp: Path) -> list[tuple[str, Path, list[str], str]]:
 
 
 def _corpus(tmp: Path) -> list[tuple[str, Path, list[str], str, str | None]]:
-    cases = []
+    cases: list[tuple[str, Path, list[str], str, str | None]] = []
     for path in sorted(BAD.glob("*.yaml")):
         text = path.read_text()
         cases.append((path.stem, path, [], _header(text, "expect") or "", _header(text, "field")))

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from reconciler.diagnostics import SpecError
-
 from runtime.providers.api import ApiProvider, ApiSettings
 from runtime.rundir import RunOutcome
 
@@ -76,11 +75,12 @@ def test_a_host_key_that_changes_outside_a_boot_we_asked_for_is_refused(proj: Pr
                          "telemetry": {"enabled": False, "capture_nvidia_smi": False, "capture_dmesg": False,
                                        "capture_pod_describe": False, "capture_remote_env": False}})
     first = proj.apply(config)
-    assert first.ok, first.detail
+    assert first.ok and first.pod_id is not None, first.detail
     # Someone else resumes the pod: a new container, so new host keys (and a new port).
     provider = ApiProvider(ApiSettings.from_env(proj.env))
-    provider.start_pod(first.pod_id, gpu_count=1)
-    wait_until(lambda: bool(proj.sim.pod(first.pod_id)["sshPort"]), 30, "the resumed pod's SSH")
+    pod_id = first.pod_id
+    provider.start_pod(pod_id, gpu_count=1)
+    wait_until(lambda: bool((proj.sim.pod(pod_id) or {}).get("sshPort")), 30, "the resumed pod's SSH")
 
     second = proj.apply(config)
     assert second.outcome is not RunOutcome.SUCCEEDED

@@ -72,6 +72,7 @@ class FakeClock:
 class FakeProvider:
     """Pods in a dict; `refuse` pairs answer a stock-out; `resume_gpus` is what a start gives."""
 
+    name: str = "fake"
     refuse: set[tuple[str, str]] = field(default_factory=set)
     resume_gpus: int = 1
     pods: dict[str, ObservedPod] = field(default_factory=dict)

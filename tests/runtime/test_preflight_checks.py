@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from reconciler.observed import Catalog, GpuAvailability, StockStatus
 from reconciler.spec import JobSpec
@@ -15,7 +16,7 @@ from runtime.preflight_checks import (
     scan_consumer,
 )
 
-BASE = {
+BASE: dict[str, Any] = {
     "name": "c",
     "pod": {"image": "i:1", "datacenters": ["EU-RO-1", "US-IL-1"],
             "gpu_order": ["NVIDIA A40", "NVIDIA RTX A4000"]},

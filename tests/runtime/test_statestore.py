@@ -63,9 +63,9 @@ def test_other_stack_holding_a_pod_is_refused_and_legacy_file_is_read(tmp_path: 
 def test_second_locker_sees_the_holder(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state.json", IDENT)
     with store.lock(command="apply"):
-        with pytest.raises(StateLockedError) as caught:
-            with StateStore(tmp_path / "state.json", IDENT).lock(timeout=0):
-                pass
+        with pytest.raises(StateLockedError) as caught, \
+                StateStore(tmp_path / "state.json", IDENT).lock(timeout=0):
+            pass
         assert caught.value.holder is not None
         assert caught.value.holder.pid == os.getpid() and caught.value.holder.command == "apply"
     with store.lock(timeout=0):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sim.clients import Clients, wait_for
 from runtime import jobscripts
+from tests.sim.clients import Clients, wait_for
 
 pytestmark = pytest.mark.sim
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from runpod_deploy.commands._options import (
-    ConfigOpt,
     LocalOpt,
     ProviderOpt,
     VarOpt,
@@ -214,7 +213,7 @@ def _apply_command(
             "outcome": result.outcome.value,
             "exit_code": result.exit_code,
             "detail": result.detail,
-            "run_dir": str(result.run_dir) if result.run_dir else None,
+            "run_dir": str(result.run_dir),
             "manifest": str(result.manifest_path) if result.manifest_path else None,
             "pod_id": result.pod_id,
             "lifecycle_action": result.lifecycle_action.value if result.lifecycle_action else None,

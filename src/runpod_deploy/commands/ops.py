@@ -76,7 +76,7 @@ def _answered_yes(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def register(app: typer.Typer) -> None:  # noqa: C901 (one closure per command)
+def register(app: typer.Typer) -> None:
     @app.command("ls-stale")
     def ls_stale(as_json: _JSON = False, provider: ProviderOpt = "runpodctl",
                  local: LocalOpt = False, verbose: VerboseOpt = False,
