@@ -356,6 +356,9 @@ class JobSpec(_Section):
     name: NonEmpty
     run_id_prefix: NonEmpty | None = None
     state_file: Str | None = None
+    backend: Str | None = None
+    """Where the stack's state lives for everyone (`s3://BUCKET/PREFIX?...`, `file://DIR`);
+    `--backend` and `RUNPOD_DEPLOY_BACKEND` take precedence. Docs: docs/state.md."""
     variables: dict[StrictStr, Variable] = Field(default_factory=dict)
     local: LocalSpec = LocalSpec()
     pod: PodSpec

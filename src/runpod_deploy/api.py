@@ -65,6 +65,9 @@ class Stack:
     state_path: Path
     warnings: tuple[Diagnostic, ...]
     source_map: SourceMap
+    backend: str | None = None
+    """The state backend URL (`--backend`, then `RUNPOD_DEPLOY_BACKEND`, then `backend:`);
+    None: the local state file."""
 
     @property
     def name(self) -> str:
@@ -155,8 +158,13 @@ def _locate(exc: SpecError | PlanError, smap: SourceMap) -> SpecError | PlanErro
 def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapping[str, str] = (),
                vars_file: str | os.PathLike[str] | None = None,
                env: Mapping[str, str] | None = None, clock: Clock | None = None,
-               stamp: str | None = None, run_dir: str | None = None) -> Stack:
-    """Read, validate and render a stack file. Raises SpecError with every problem located."""
+               stamp: str | None = None, run_dir: str | None = None,
+               backend: str | None = None) -> Stack:
+    """Read, validate and render a stack file. Raises SpecError with every problem located.
+
+    `backend`: a state backend URL; without it `RUNPOD_DEPLOY_BACKEND`, then the stack's
+    `backend:` key. With a backend the stack is identified by its file's path inside its git
+    repository, so every checkout of the repository finds the same state."""
     env = os.environ if env is None else env
     home = env.get("HOME") or str(Path.home())
     path = Path(config).expanduser().absolute()
@@ -185,18 +193,38 @@ def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapp
     except SpecError as exc:
         raise _locate(exc, loaded.source_map) from None
     name = job.spec.name
-    identity = StackIdentity(name=name, config_hash=config_path_hash(str(path))[:16],
-                             key=stack_key(name, str(path)))
+    backend = backend or env.get("RUNPOD_DEPLOY_BACKEND") or spec.backend or None
+    identity_path = _shared_identity_path(path) if backend else str(path)
+    identity = StackIdentity(name=name, config_hash=config_path_hash(identity_path)[:16],
+                             key=stack_key(name, identity_path))
     if spec.state_file:
         raw = spec.state_file
         raw = home + raw[1:] if raw == "~" or raw.startswith("~/") else raw
         state_path = Path(posixpath.normpath(posixpath.join(str(path.parent), raw)))
     else:
-        state_path = Path(default_state_path(name, str(path), home=home,
+        state_path = Path(default_state_path(name, identity_path, home=home,
                                              state_dir=env.get("RUNPOD_DEPLOY_STATE_DIR")))
     unused = _unused_variables(spec, {**file_vars, **variables})
     return Stack(config_path=path, spec=spec, job=job, identity=identity, state_path=state_path,
-                 warnings=loaded.warnings + unused, source_map=loaded.source_map)
+                 warnings=loaded.warnings + unused, source_map=loaded.source_map,
+                 backend=backend)
+
+
+def _shared_identity_path(path: Path) -> str:
+    """The stack file's path as every checkout of its repository spells it (`git:` + the path
+    from the repository root); the absolute path outside a repository."""
+    for parent in path.parents:
+        if (parent / ".git").exists():
+            return "git:" + path.relative_to(parent).as_posix()
+    return str(path)
+
+
+def open_stack_store(stack: Stack, env: Mapping[str, str] | None = None) -> Any:
+    """The `StateStore` of a stack, on its backend (`runtime.statestore.open_store`)."""
+    from runtime.statestore import open_store
+
+    env = os.environ if env is None else env
+    return open_store(stack.state_path, stack.identity, stack.backend, home=env.get("HOME"))
 
 
 def _unused_variables(spec: JobSpec, given: Mapping[str, str]) -> tuple[Diagnostic, ...]:
@@ -241,17 +269,16 @@ def make_plan(stack: Stack, *, options: PlanOptions = PlanOptions(),
               clock: Clock | None = None, state: StackState | None = None,
               observation: Observation | None = None) -> Plan:
     """Read the state, observe, plan. Pass `state`/`observation` to plan against given values."""
-    from runtime.statestore import StateStore
-
+    store = open_stack_store(stack, env)
     if state is None:
-        state = StateStore(stack.state_path, stack.identity).read()
+        state = store.read()
     elif state.identity is None:
         state = state.evolve(identity=stack.identity)
     if observation is None:
         observation = observe_stack(stack, state, provider=provider, env=env, clock=clock)
     try:
         return _plan(stack.job, state, observation, options, config_path=str(stack.config_path),
-                     state_path=str(stack.state_path))
+                     state_path=store.location)
     except PlanError as exc:
         raise _locate(exc, stack.source_map) from None
 
@@ -311,6 +338,8 @@ class ApplyRequest:
     saved_plan: Plan | None = None
     ssh_key: str | None = None
     """A private key to use instead of the stack's `ssh.key_path`."""
+    backend: str | None = None
+    """The state backend URL (`--backend`); None: `RUNPOD_DEPLOY_BACKEND`, then the stack's."""
 
 
 def _check_private_key(stack: Stack, override: str | None) -> None:
@@ -372,7 +401,6 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
     from runtime.providers import make_provider
     from runtime.reporter import PlainReporter
     from runtime.rundir import EventLog, create_run_dir
-    from runtime.statestore import StateStore
 
     env = os.environ if env is None else env
     clock = clock or SystemClock()
@@ -382,7 +410,7 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
                                field_path="--gpu-id")])
     stamp = run_stamp(clock)
     stack = with_budget(load_stack(config, cli_vars=request.cli_vars, vars_file=request.vars_file,
-                                   env=env, clock=clock, stamp=stamp),
+                                   env=env, clock=clock, stamp=stamp, backend=request.backend),
                         cost_cap_usd=request.cost_cap_usd,
                         max_runtime_minutes=request.max_runtime_minutes)
     for diagnostic in stack.warnings:
@@ -391,7 +419,7 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
     if provider is None:
         raise ProviderError(f"{request.provider} was not found on PATH; install it (or use "
                             "--provider api, or --local for the simulator)", provider=request.provider)
-    store = StateStore(stack.state_path, stack.identity)
+    store = open_stack_store(stack, env)
     with store.lock(timeout=0, command=f"apply {stack.config_path}"):
         crash_point("after_lock")
         state = store.read()
@@ -414,7 +442,8 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
             on_run_dir(run_dir)
         rendered = with_budget(load_stack(config, cli_vars=request.cli_vars,
                                           vars_file=request.vars_file, env=env, clock=clock,
-                                          stamp=run_dir.name, run_dir=str(run_dir)),
+                                          stamp=run_dir.name, run_dir=str(run_dir),
+                                          backend=request.backend),
                                cost_cap_usd=request.cost_cap_usd,
                                max_runtime_minutes=request.max_runtime_minutes)
         secret_values = [rendered.job.variables.values[name]
@@ -440,4 +469,17 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
             catalog=observation.catalog,
         )
         with EventLog(run_dir / "events.jsonl", now=clock.now) as events:
-            return executor.apply(the_plan, state, run_dir=run_dir, events=events)
+            result = executor.apply(the_plan, state, run_dir=run_dir, events=events)
+        _publish_run(store, stack.name, run_dir, reporter)
+        return result
+
+
+def _publish_run(store: Any, stack_name: str, run_dir: Path, reporter: Reporter) -> None:
+    """The run's manifest and events under the backend too (`runs/<stack>/<run_id>/`)."""
+    from reconciler.diagnostics import RunpodDeployError
+    from runtime.statestore import publish_run
+
+    try:
+        publish_run(store, stack_name, run_dir)
+    except RunpodDeployError as exc:
+        reporter.warning(f"could not copy the run's manifest and events to the backend: {exc}")

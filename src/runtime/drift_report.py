@@ -44,7 +44,7 @@ from runtime.clock import Clock, SystemClock
 from runtime.errors import ProviderError
 from runtime.observe import read_account
 from runtime.providers.protocol import PodProvider
-from runtime.statestore import read_state
+from runtime.statestore import open_store
 
 __all__ = [
     "AccountListing",
@@ -201,7 +201,8 @@ def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
             entries[where] = stack_failure(where, str(exc))
             continue
         try:
-            state = read_state(stack.state_path, stack.identity)
+            state = open_store(stack.state_path, stack.identity,
+                               getattr(stack, "backend", None)).read()
         except RunpodDeployError as exc:
             unknowable.add(stack.pod_prefix)
             entries[where] = stack_failure(where, str(exc), name=stack.job.spec.name,

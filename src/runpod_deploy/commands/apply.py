@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from runpod_deploy.commands._options import (
+    BackendOpt,
     ConfigOpt,
     LocalOpt,
     ProviderOpt,
@@ -44,6 +45,7 @@ def _live_view_wanted() -> bool:
 def _apply_command(
     plan_file: PlanFileArg = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="The stack file (YAML).")] = None,  # noqa: UP045
+    backend: BackendOpt = None,
     var: VarOpt = None,
     vars_file: VarsFileOpt = None,
     cost_cap_usd: Annotated[Optional[float], typer.Option(  # noqa: UP045
@@ -104,6 +106,7 @@ def _apply_command(
             ssh_ready_timeout_sec=ssh_ready_timeout_sec,
             saved_plan=saved_plan,
             ssh_key=str(key) if key is not None else None,
+            backend=backend,
         )
         reporter: Reporter
         live: RichReporter | None = None

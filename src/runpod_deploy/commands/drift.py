@@ -13,7 +13,13 @@ from typing import Annotated
 
 import typer
 
-from runpod_deploy.commands._options import LocalOpt, ProviderOpt, environment, fail
+from runpod_deploy.commands._options import (
+    BackendOpt,
+    LocalOpt,
+    ProviderOpt,
+    environment,
+    fail,
+)
 
 
 class DriftFormat(str, Enum):
@@ -28,6 +34,7 @@ def register(app: typer.Typer) -> None:
         paths: Annotated[list[Path] | None, typer.Argument(
             help="Stack files or directories searched for *.yaml/*.yml stacks (default: .).",
             show_default=False)] = None,
+        backend: BackendOpt = None,
         output: Annotated[DriftFormat, typer.Option(
             "--format", help="table (for people), json (for scripts), markdown (for a CI job "
             "summary).")] = DriftFormat.TABLE,
@@ -57,7 +64,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             env, _key = environment(local)
-            report = check_drift(paths or [Path(".")], load=partial(load_stack, env=env),
+            report = check_drift(paths or [Path(".")], load=partial(load_stack, env=env, backend=backend),
                                  provider=make_provider(provider, env))
         except RunpodDeployError as exc:
             raise fail(exc) from None
