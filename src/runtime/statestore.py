@@ -286,6 +286,18 @@ class StateStore:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def lock_description(self) -> str | None:
+        """Who holds the lock, for people (with a lease's id and expiry); None when free."""
+        if self.backend is not None and self.key is not None:
+            from runtime.backends.lease import read_lease
+
+            info, version = read_lease(self.backend, self.key)
+            if version is None:
+                return None
+            return info.describe() if info is not None else "an unreadable lock object"
+        holder = self.holder()
+        return holder.describe() if holder is not None else None
+
     def _holder_once_written(self, wait_sec: float = 2.0) -> LockHolder | None:
         """The holder record of a busy lock. The winner writes it just after taking the lock, so
         a loser that lost by microseconds waits briefly for it rather than saying "another

@@ -101,7 +101,7 @@ def show(stack: _STACK, backend: BackendOpt = None) -> None:
     try:
         store = _store(_url(backend), stack, backend)
         state = store.read()
-        holder = store.holder()
+        lock = store.lock_description()
     except RunpodDeployError as exc:
         raise fail(exc) from None
     lines = [f"State   {store.location}",
@@ -120,7 +120,7 @@ def show(stack: _STACK, backend: BackendOpt = None) -> None:
     if state.last_run is not None:
         lines.append(f"Last    {state.last_run.run_id}: {state.last_run.outcome} "
                      f"({state.last_run.run_dir})")
-    lines.append(f"Lock    {holder.describe() if holder else 'none'}")
+    lines.append(f"Lock    {lock or 'none'}")
     typer.echo("\n".join(lines))
 
 

@@ -67,8 +67,14 @@ def _status(state: StackState) -> str:
     return "pod recorded" if state.pod is not None else "no pod"
 
 
-def state_keys(backend: StateBackend) -> list[str]:
-    return [key for key in backend.list("stacks/") if is_state_key(key)]
+def state_keys(backend: StateBackend, keys: list[str] | None = None) -> list[str]:
+    """The stacks' state keys, with those only a lock names yet (an apply that died before
+    its first write)."""
+    keys = backend.list("stacks/") if keys is None else keys
+    found = {key for key in keys if is_state_key(key)}
+    found |= {key.removesuffix(".lease") for key in keys
+              if key.endswith(".json.lease") and is_state_key(key.removesuffix(".lease"))}
+    return sorted(found)
 
 
 def list_states(url: BackendUrl, *, local_dir: str) -> list[StateRow]:
@@ -77,7 +83,7 @@ def list_states(url: BackendUrl, *, local_dir: str) -> list[StateRow]:
     keys = backend.list("stacks/")
     migrated = {key[: -len(".migrated")] for key in keys if key.endswith(".migrated")}
     rows: list[StateRow] = []
-    for key in (k for k in keys if is_state_key(k)):
+    for key in state_keys(backend, keys):
         store = store_at(url, key, local_dir=local_dir)
         if key in migrated:
             marker = backend.read(f"{key}.migrated")
@@ -95,14 +101,14 @@ def list_states(url: BackendUrl, *, local_dir: str) -> list[StateRow]:
                                  last_run=None, last_outcome=None, lock=None,
                                  location=store.location))
             continue
-        holder = store.holder()
+        lock = store.lock_description()
         rows.append(StateRow(
             stack=label_of(key), name=state.identity.name if state.identity else "",
             pod_id=state.pod.pod_id if state.pod else None, status=_status(state),
             serial=state.serial, lineage=state.lineage,
             last_run=state.last_run.run_id if state.last_run else None,
             last_outcome=state.last_run.outcome if state.last_run else None,
-            lock=holder.describe() if holder else None, location=store.location))
+            lock=lock, location=store.location))
     return rows
 
 
