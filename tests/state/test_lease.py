@@ -95,14 +95,14 @@ def test_state_unlock_removes_a_dead_holders_lock_by_its_id(
     info, _ = read_lease(backend, KEY)
     assert info is not None
     env = {**os.environ, **aws_env, "HOME": str(tmp_path)}
-    locked = subprocess.run([CLI, "state", "list", "--backend", url], env=env,
+    locked = subprocess.run([CLI, "state", "list", "--backend", url], env=env, check=False,
                             capture_output=True, text=True)
     assert locked.returncode == 0 and info.lock_id in locked.stdout
     wrong = subprocess.run([CLI, "state", "unlock", "train", "not-the-id", "--backend", url],
-                           env=env, capture_output=True, text=True)
+                           env=env, capture_output=True, text=True, check=False)
     assert wrong.returncode == 1 and f"has id {info.lock_id}, not not-the-id" in wrong.stderr
     assert "Traceback" not in wrong.stderr and read_lease(backend, KEY)[1] is not None
     done = subprocess.run([CLI, "state", "unlock", "train", info.lock_id, "--backend", url],
-                          env=env, capture_output=True, text=True)
+                          env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "removed the lock held by" in done.stdout and read_lease(backend, KEY)[1] is None

@@ -185,9 +185,9 @@ def test_the_lock_names_its_holder_and_one_of_many_racers_wins(moto_s3: S3, buck
 def test_a_store_that_ignores_conditional_writes_is_refused_for_locking(
         moto_s3: S3, bucket: str, tmp_path: Path, fault_proxy: FaultProxy) -> None:
     fault_proxy.add(Rule("PUT", "/_runpod-deploy/probe-", times=10, strip_conditions=True))
-    with pytest.raises(UnsupportedStoreError) as caught:
-        with store(tmp_path, s3_url(fault_proxy.endpoint, bucket)).lock(command="apply"):
-            pass
+    unprobed = store(tmp_path, s3_url(fault_proxy.endpoint, bucket))
+    with pytest.raises(UnsupportedStoreError) as caught, unprobed.lock(command="apply"):
+        pass
     assert "ignores conditional writes" in str(caught.value) and "lock=off" in str(caught.value)
     # the explicit opt-out works (and writes are still compare-and-swap)
     opted = store(tmp_path, s3_url(fault_proxy.endpoint, bucket, lock="off"))
