@@ -230,3 +230,28 @@ def unlock(url: BackendUrl, key: str, lock_id: str) -> str:
         raise StateError(f"the lock on {backend.where(key)} changed while unlocking (renewed or "
                          "taken over): its holder is alive; nothing was removed") from None
     return info.describe()
+
+
+def fetch_runs(url: BackendUrl, dest: Path) -> Path:
+    """Copy the team's run records (`runs/<stack>/<run_id>/`) into `dest/artifacts/runpod/`,
+    one dir per run, so the forensic readers work on them as on a project's own runs. Returns
+    `dest` (a project root)."""
+    backend = backend_of(url)
+    base = dest / "artifacts" / "runpod"
+    targets: dict[tuple[str, str], Path] = {}
+    for key in backend.list("runs/"):
+        parts = key.split("/")
+        if len(parts) != 4:
+            continue
+        _, stack, run_id, name = parts
+        target = targets.get((stack, run_id))
+        if target is None:
+            target = base / run_id
+            if target.exists():  # two stacks' runs in the same second
+                target = base / f"{run_id}-{stack}"
+            target.mkdir(parents=True)
+            targets[(stack, run_id)] = target
+        blob = backend.read(key)
+        if blob is not None:
+            (target / name).write_bytes(blob.data)
+    return dest
