@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler.state import StackIdentity, StackState, StateDecodeError
 from runtime.errors import (
@@ -195,6 +195,7 @@ class StateStore:
         self.runs_backend = runs_backend if runs_backend is not None else backend
         self._version: str | None = None
         self._lease: Lease | None = None
+        self._pins_shared: bytes | None = None
 
     @property
     def location(self) -> str:
@@ -231,7 +232,47 @@ class StateStore:
                                     f"pull {self.stack_label}` and fix it with `state push`"
                                     ) from None
         self._version = found.version
+        self._pull_pins()
         return _owned(state, self.location, self.identity)
+
+    # -- host-key pins travel with a shared state --------------------------------------------
+    # The executor pins each pod boot's SSH host key in a local file beside the state path and
+    # records the pin id in the state; another machine that resumes the pod needs the key too.
+    # So a shared state carries the file as `<key>.hostkeys.json`: merged in on read, stored
+    # with every state write that follows a change (both under the stack's lock).
+
+    def _pins_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".hostkeys.json")
+
+    def _pull_pins(self) -> None:
+        assert self.backend is not None and self.key is not None
+        shared = self.backend.read(f"{self.key}.hostkeys.json")
+        if shared is None:
+            return
+        self._pins_shared = shared.data
+        try:
+            theirs = json.loads(shared.data).get("pins", {})
+            local = self._pins_path()
+            document: dict[str, Any] = json.loads(local.read_text()) if local.exists() else \
+                {"format_version": 1, "pins": {}}
+            pins: dict[str, Any] = dict(document.get("pins", {}))
+        except (ValueError, AttributeError, OSError):
+            return  # an unreadable pin file is reported by the SSH code that uses it
+        merged = {**theirs, **pins}
+        if merged != pins:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(local, (json.dumps({**document, "pins": merged}, indent=2,
+                                             sort_keys=True) + "\n").encode())
+
+    def _push_pins(self) -> None:
+        assert self.backend is not None and self.key is not None
+        local = self._pins_path()
+        if not local.exists():
+            return
+        data = local.read_bytes()
+        if data != self._pins_shared:
+            self.backend.put(f"{self.key}.hostkeys.json", data)
+            self._pins_shared = data
 
     def write(self, state: StackState) -> StackState:
         if self.identity is not None and state.identity is None:
@@ -251,6 +292,7 @@ class StateStore:
                 self._version = self.backend.create_if_absent(self.key, data)
             else:
                 self._version = self.backend.write_if(self.key, data, self._version)
+            self._push_pins()
         except ConditionFailed:
             kept = self._keep_unwritten(data)
             raise StaleStateError(
