@@ -179,8 +179,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one closure per command)
             key = ssh_key or sim_key or Path(os.path.expanduser(stack.job.spec.ssh.key_path))
             from runpod_deploy.api import open_stack_store
 
-            ops.stream_pod_log(state_path=stack.state_path, identity=stack.identity,
-                               store=open_stack_store(stack, env),
+            store = open_stack_store(stack, env)
+            ops.stream_pod_log(state_path=store.path, identity=stack.identity, store=store,
                                provider=_provider(provider, env), key_path=key,
                                log_path=stack.job.spec.run.log_path, lines=lines,
                                follow=not no_follow, on_line=typer.echo)

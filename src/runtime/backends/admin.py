@@ -189,6 +189,9 @@ def migrate(source: BackendUrl, target: BackendUrl, *, local_dir: str) -> Migrat
             else:
                 dst.create_if_absent(key, found.data)
                 copied.append(key)
+            pins = src.read(f"{key}.hostkeys.json")
+            if pins is not None:  # the pods' SSH host keys, so another machine can resume
+                dst.put(f"{key}.hostkeys.json", pins.data)
             dst.delete(f"{key}.migrated")
             src.put(f"{key}.migrated", json.dumps({"to": target.display, "at": stamp}).encode())
     runs = 0
