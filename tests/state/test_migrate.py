@@ -22,7 +22,7 @@ from runpod_sim.testing import FAST_KNOBS, Simulator
 
 from .conftest import S3, s3_url
 
-pytestmark = [pytest.mark.sim, pytest.mark.slow]
+pytestmark = [pytest.mark.sim, pytest.mark.slow, pytest.mark.timeout(900)]
 
 CLI = str(Path(sys.executable).with_name("runpod-deploy"))
 STACKS = 50
