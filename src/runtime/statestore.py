@@ -196,6 +196,10 @@ class StateStore:
         self._version: str | None = None
         self._lease: Lease | None = None
         self._pins_shared: bytes | None = None
+        self.pull_pins_on_read = False
+        """Merge the shared host-key pins into the local file on every read (a writer holding
+        the lock always does): `logs` sets it, `plan` and `drift` need no pins."""
+        self._locked = False
 
     @property
     def location(self) -> str:
@@ -232,7 +236,8 @@ class StateStore:
                                     f"pull {self.stack_label}` and fix it with `state push`"
                                     ) from None
         self._version = found.version
-        self._pull_pins()
+        if self._locked or self.pull_pins_on_read:
+            self._pull_pins()
         return _owned(state, self.location, self.identity)
 
     # -- host-key pins travel with a shared state --------------------------------------------
@@ -395,20 +400,24 @@ class StateStore:
         assert self.backend is not None and self.key is not None
         url = self.backend_url
         if url is not None and not url.locking:
-            yield LockHolder(pid=os.getpid(), host=socket.gethostname(),
-                             since=datetime.now(UTC).isoformat(timespec="seconds"),
-                             command=command)
+            self._locked = True
+            try:
+                yield LockHolder(pid=os.getpid(), host=socket.gethostname(),
+                                 since=datetime.now(UTC).isoformat(timespec="seconds"),
+                                 command=command)
+            finally:
+                self._locked = False
             return
         ensure_conditional_writes(self.backend)
         lease = Lease(self.backend, self.key,
                       lease_sec=url.lease_sec if url is not None else DEFAULT_LEASE_SEC,
                       command=command, stack=self.stack_label)
         lease.acquire()
-        self._lease = lease
+        self._lease, self._locked = lease, True
         try:
             yield lease.info.holder()
         finally:
-            self._lease = None
+            self._lease, self._locked = None, False
             lease.release()
 
 

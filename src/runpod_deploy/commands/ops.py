@@ -180,6 +180,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 (one closure per command)
             from runpod_deploy.api import open_stack_store
 
             store = open_stack_store(stack, env)
+            store.pull_pins_on_read = True  # the pod's host key may have been pinned elsewhere
             ops.stream_pod_log(state_path=store.path, identity=stack.identity, store=store,
                                provider=_provider(provider, env), key_path=key,
                                log_path=stack.job.spec.run.log_path, lines=lines,
