@@ -211,6 +211,14 @@ def test_a_ci_checkout_with_only_the_backend_url_sees_the_teams_state(team: Team
                        "--provider", "api", "--format", "json", cwd=checkout)
     assert drifted.returncode == 2, drifted.stdout + drifted.stderr
     assert json.loads(drifted.stdout)["stacks"][0]["verdict"] == "pod_missing"
+    # anyone with the URL clears the record, by the stack file (no state file path to know)
+    cleaned = team.cli(ci, "cleanup", "--config", str(checkout / "stacks" / "recorded.yaml"),
+                       "--mode", "delete", "--provider", "api", cwd=checkout)
+    assert cleaned.returncode == 0 and "already gone" in cleaned.stdout, cleaned.stderr
+    assert team.state(config).pod is None
+    settled = team.cli(ci, "drift", str(checkout / "stacks"), "--detailed-exitcode",
+                       "--provider", "api", cwd=checkout)
+    assert settled.returncode == 0, settled.stdout + settled.stderr
     # the team's runs, from the CI checkout
     runs = team.cli(ci, "ls-runs", "--backend", team.url, "--json", cwd=checkout)
     assert runs.returncode == 0, runs.stderr
