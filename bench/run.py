@@ -862,8 +862,11 @@ def scenario_backend(opts: Options) -> list[Row]:
     behind a counting proxy) against the same stack with the state in a local directory: the
     S3 requests each command adds and the wall-time ratio. The two stacks alternate in every
     round, so a change in the machine's load hits both alike."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
