@@ -36,6 +36,7 @@ from runtime.clock import Clock, SystemClock
 if TYPE_CHECKING:  # the executor pulls in SSH and rsync; import it only where it runs
     from runtime.executor import ApplyResult
     from runtime.reporter import Reporter
+    from runtime.statestore import StateStore
 
 __all__ = [
     "ApplyRequest",
@@ -219,7 +220,7 @@ def _shared_identity_path(path: Path) -> str:
     return str(path)
 
 
-def open_stack_store(stack: Stack, env: Mapping[str, str] | None = None) -> Any:
+def open_stack_store(stack: Stack, env: Mapping[str, str] | None = None) -> StateStore:
     """The `StateStore` of a stack, on its backend (`runtime.statestore.open_store`)."""
     from runtime.statestore import open_store
 
@@ -474,7 +475,7 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
         return result
 
 
-def _publish_run(store: Any, stack_name: str, run_dir: Path, reporter: Reporter) -> None:
+def _publish_run(store: StateStore, stack_name: str, run_dir: Path, reporter: Reporter) -> None:
     """The run's manifest and events under the backend too (`runs/<stack>/<run_id>/`)."""
     from reconciler.diagnostics import RunpodDeployError
     from runtime.statestore import publish_run
