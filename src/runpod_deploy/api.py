@@ -163,8 +163,8 @@ def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapp
                backend: str | None = None) -> Stack:
     """Read, validate and render a stack file. Raises SpecError with every problem located.
 
-    `backend`: a state backend URL; without it `RUNPOD_DEPLOY_BACKEND`, then the stack's
-    `backend:` key. With a backend the stack is identified by its file's path inside its git
+    `backend`: a state backend URL (`""`: the local state file); without it
+    `RUNPOD_DEPLOY_BACKEND`, then the stack's `backend:` key. With a backend the stack is identified by its file's path inside its git
     repository, so every checkout of the repository finds the same state."""
     env = os.environ if env is None else env
     home = env.get("HOME") or str(Path.home())
@@ -194,7 +194,9 @@ def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapp
     except SpecError as exc:
         raise _locate(exc, loaded.source_map) from None
     name = job.spec.name
-    backend = backend or env.get("RUNPOD_DEPLOY_BACKEND") or spec.backend or None
+    if backend is None:  # "" means "the local state file", whatever else is set
+        backend = env.get("RUNPOD_DEPLOY_BACKEND") or spec.backend
+    backend = backend or None
     identity_path = _shared_identity_path(path) if backend else str(path)
     identity = StackIdentity(name=name, config_hash=config_path_hash(identity_path)[:16],
                              key=stack_key(name, identity_path))

@@ -133,17 +133,21 @@ def _owned(state: StackState, where: str, identity: StackIdentity | None) -> Sta
     return state
 
 
-def write_state(path: Path, state: StackState) -> StackState:
-    """Write atomically; bumps `serial`, gives a `lineage` on the first write. Returns what was
-    written. The caller holds the lock."""
+def write_state(path: Path, state: StackState, *, bump: bool = True) -> StackState:
+    """Write atomically; bumps `serial` (unless `bump` is False: a migration keeps it), gives a
+    `lineage` on the first write. Returns what was written. The caller holds the lock."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    new = state.evolve(serial=state.serial + 1, lineage=state.lineage or str(uuid.uuid4()),
-                       legacy=False)
+    new = _next(state, bump)
     if path.exists():
         _atomic_write(backup_path(path), path.read_bytes())
     _atomic_write(path, new.to_json().encode("utf-8"), before_replace=lambda: crash_point("state_write"))
     return new
+
+
+def _next(state: StackState, bump: bool) -> StackState:
+    return state.evolve(serial=state.serial + 1 if bump else state.serial,
+                        lineage=state.lineage or str(uuid.uuid4()), legacy=False)
 
 
 def _atomic_write(path: Path, data: bytes, *, before_replace: Callable[[], None] | None = None) -> None:
@@ -246,6 +250,36 @@ class StateStore:
     # So a shared state carries the file as `<key>.hostkeys.json`: merged in on read, stored
     # with every state write that follows a change (both under the stack's lock).
 
+    def read_pins(self) -> bytes | None:
+        """The stack's host-key pin file as stored (for `state migrate`)."""
+        if self.backend is not None and self.key is not None:
+            found = self.backend.read(f"{self.key}.hostkeys.json")
+            return found.data if found is not None else None
+        local = self._pins_path()
+        return local.read_bytes() if local.exists() else None
+
+    def write_pins(self, data: bytes) -> None:
+        if self.backend is not None and self.key is not None:
+            self.backend.put(f"{self.key}.hostkeys.json", data)
+            return
+        self._pins_path().parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self._pins_path(), data)
+
+    def mark_migrated(self, to: str) -> None:
+        """Leave the state in place, marked: reading it from now on names the new backend."""
+        marker = json.dumps({"to": to, "at": datetime.now(UTC).isoformat(timespec="seconds")})
+        if self.backend is not None and self.key is not None:
+            self.backend.put(f"{self.key}.migrated", marker.encode())
+        else:
+            _atomic_write(migrated_marker(self.path), marker.encode())
+
+    def clear_migrated(self) -> None:
+        if self.backend is not None and self.key is not None:
+            self.backend.delete(f"{self.key}.migrated")
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                migrated_marker(self.path).unlink()
+
     def _pins_path(self) -> Path:
         return self.path.with_name(self.path.name + ".hostkeys.json")
 
@@ -279,13 +313,14 @@ class StateStore:
             self.backend.put(f"{self.key}.hostkeys.json", data)
             self._pins_shared = data
 
-    def write(self, state: StackState) -> StackState:
+    def write(self, state: StackState, *, bump: bool = True) -> StackState:
+        """Write (a compare-and-swap on a shared backend); `bump=False` keeps the serial (for
+        `state migrate` only)."""
         if self.identity is not None and state.identity is None:
             state = state.evolve(identity=self.identity)
         if self.backend is None or self.key is None:
-            return write_state(self.path, state)
-        new = state.evolve(serial=state.serial + 1, lineage=state.lineage or str(uuid.uuid4()),
-                           legacy=False)
+            return write_state(self.path, state, bump=bump)
+        new = _next(state, bump)
         data = new.to_json().encode("utf-8")
         from runtime.backends import BackendError, ConditionFailed
 

@@ -235,3 +235,30 @@ def test_a_machine_without_the_backend_does_not_see_the_teams_state(team: Team) 
     blind = team.cli(alone, "drift", str(team.repo / "stacks"), "--detailed-exitcode",
                      "--provider", "api", "--format", "json")
     assert blind.returncode == 2 and json.loads(blind.stdout)["orphans"], blind.stdout
+
+
+def test_a_laptops_local_state_moves_to_the_team_backend_and_another_machine_resumes_its_pod(
+        team: Team, tmp_path: Path) -> None:
+    config = team.stack("solo", {"lifecycle": {"on_success": "stop", "on_failure": "stop"}})
+    laptop = {k: v for k, v in team.machine("alice").items() if k != "RUNPOD_DEPLOY_BACKEND"}
+    applied = team.cli(laptop, *apply_args(config))
+    assert applied.returncode == 0, applied.stderr[-2000:]
+    (pod,) = [p for p in team.sim.pods() if p["name"].startswith("solo--")
+              and p["desiredStatus"] != "TERMINATED"]
+    billed_before = set(team.sim.billing()["pods"])
+    moved = team.cli(laptop, "state", "migrate", "--to", team.url, str(config))
+    assert moved.returncode == 0 and "solo.yaml: copied" in moved.stdout, moved.stderr
+    stale = team.cli(laptop, "plan", "--config", str(config), "--provider", "api")
+    assert stale.returncode == 1 and "was migrated to s3://" in stale.stderr
+    assert team.state(config).pod.pod_id == pod["id"]  # keyed by its path in the repository
+    resumed = team.cli(team.machine("bob"), *apply_args(config))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert set(team.sim.billing()["pods"]) == billed_before, "no second pod"
+    assert team.state(config).pod.pod_id == pod["id"]
+    checkout = tmp_path / "ci"
+    shutil.copytree(team.repo, checkout)
+    ci = {**team.sim.env, **team.aws, "HOME": str(tmp_path / "ci-home"),
+          "RUNPOD_DEPLOY_BACKEND": team.url}
+    synced = team.cli(ci, "drift", str(checkout / "stacks"), "--detailed-exitcode",
+                      "--provider", "api", cwd=checkout)
+    assert synced.returncode == 0, synced.stdout + synced.stderr

@@ -167,6 +167,11 @@ def push(stack: _STACK,
 @state_app.command()
 def migrate(to: Annotated[str, typer.Option("--to", help="The backend URL to move to.",
                                             show_default=False)],
+            stacks: Annotated[Optional[list[Path]], typer.Argument(  # noqa: UP045
+                help="Move these stacks (their files) from where they are now: the local "
+                "state file unless --backend says otherwise. Needed for states written "
+                "without a backend, which a backend keys differently.",
+                show_default=False)] = None,
             backend: BackendOpt = None) -> None:
     """Copy every stack's state (lineage and serial kept) and run record to --to; the old
     states stay in place, marked as migrated, so that no one applies from them by mistake."""
@@ -174,6 +179,9 @@ def migrate(to: Annotated[str, typer.Option("--to", help="The backend URL to mov
     from runtime.backends import parse_backend_url
     from runtime.backends.admin import migrate as move
 
+    if stacks:
+        _migrate_stacks(stacks, to, backend)
+        return
     try:
         source, target = _url(backend), parse_backend_url(to)
         report = move(source, target, local_dir=_local_dir())
@@ -183,6 +191,28 @@ def migrate(to: Annotated[str, typer.Option("--to", help="The backend URL to mov
                f"{target.display} ({len(report.unchanged)} already there, "
                f"{report.runs_copied} run records copied); use --backend {to} (or "
                "RUNPOD_DEPLOY_BACKEND, or `backend:` in the stack files) from now on")
+
+
+def _migrate_stacks(files: list[Path], to: str, backend: str | None) -> None:
+    from reconciler.diagnostics import RunpodDeployError
+    from runpod_deploy.api import load_stack, open_stack_store
+    from runtime.backends import parse_backend_url
+    from runtime.backends.admin import migrate_stack
+
+    counts = {"copied": 0, "unchanged": 0, "empty": 0}
+    try:
+        display = parse_backend_url(to).display
+        for file in files:
+            source = open_stack_store(load_stack(file, backend=backend or ""))
+            target = open_stack_store(load_stack(file, backend=to))
+            outcome = migrate_stack(source, target, display)
+            counts[outcome] += 1
+            typer.echo(f"{file}: {outcome} ({source.location} -> {target.location})")
+    except RunpodDeployError as exc:
+        raise fail(exc) from None
+    typer.echo(f"migrated {counts['copied']} stack states to {display} ({counts['unchanged']} "
+               f"already there, {counts['empty']} with nothing recorded); use --backend {to} "
+               "(or RUNPOD_DEPLOY_BACKEND, or `backend:` in the stack files) from now on")
 
 
 @state_app.command()

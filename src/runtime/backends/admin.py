@@ -258,3 +258,34 @@ def fetch_runs(url: BackendUrl, dest: Path) -> Path:
         if blob is not None:
             (target / name).write_bytes(blob.data)
     return dest
+
+
+def migrate_stack(source: StateStore, target: StateStore, to: str) -> str:
+    """Move one stack's state from `source` to `target`, which may key and identify it
+    differently (a state written without a backend is keyed by the stack file's absolute path,
+    one on a backend by its path in the repository): the state takes the target's identity and
+    keeps its lineage, serial, pod and journal; the pins go along; the source is marked
+    migrated. Returns `copied`, `unchanged` or `empty` (nothing recorded: nothing to move)."""
+    with source.lock(timeout=0, command=f"state migrate --to {to}"):
+        state = source.read()
+        if state.lineage is None and state.is_empty:
+            return "empty"
+        with target.lock(timeout=0, command=f"state migrate --to {to}"):
+            target.clear_migrated()
+            existing = target.read()
+            moved = state.evolve(identity=target.identity or state.identity)
+            if existing.lineage is not None:
+                if existing.lineage != state.lineage or existing.serial > state.serial:
+                    raise StateError(
+                        f"{target.location} already holds another state (lineage "
+                        f"{existing.lineage}, serial {existing.serial}) than {source.location} "
+                        f"(lineage {state.lineage}, serial {state.serial}); nothing was moved")
+                if existing == moved:
+                    source.mark_migrated(to)
+                    return "unchanged"
+            target.write(moved, bump=False)
+            pins = source.read_pins()
+            if pins is not None:
+                target.write_pins(pins)
+        source.mark_migrated(to)
+    return "copied"
