@@ -174,13 +174,12 @@ def test_a_holder_killed_at_any_point_leaks_no_pod_when_the_other_machine_applie
     backend = open_backend(parse_backend_url(team.url))
     info, _ = read_lease(backend, store.key)
     assert info is not None, "the killed holder's lease is still there"
-    locked = team.cli(team.machine("bob"), *apply_args(config))
-    if info.expires_at > time.time() + 0.5:  # still leased: refused, naming alice's apply
-        assert locked.returncode == 1 and "stack is locked by" in locked.stderr, locked.stderr
+    done = team.cli(team.machine("bob"), *apply_args(config))
+    if done.returncode == 1 and "stack is locked by" in done.stderr:
+        # still leased: refused, naming the dead apply and its lock id; retried once it expires
+        assert f"(apply {config})" in done.stderr and info.lock_id in done.stderr
         wait_until(lambda: time.time() > info.expires_at, "the dead holder's lease to expire")
         done = team.cli(team.machine("bob"), *apply_args(config))
-    else:
-        done = locked
     assert done.returncode == 0, done.stderr[-3000:]
     team.assert_no_leak(config)
     assert team.pods(config) == []  # lifecycle delete: nothing left billing
