@@ -111,8 +111,13 @@ class Team:
 
 @pytest.fixture
 def team(sim: Simulator, ssh_key: Path, moto_s3: S3, bucket: str, aws_env: dict[str, str],
-         tmp_path: Path) -> Team:
-    return Team(sim, ssh_key, tmp_path, s3_url(moto_s3.endpoint, bucket, lease="2"), aws_env)
+         tmp_path: Path) -> Iterator[Team]:
+    yield Team(sim, ssh_key, tmp_path, s3_url(moto_s3.endpoint, bucket, lease="2"), aws_env)
+    # the account is shared by the module's tests and `drift` sees all of it: leave it empty
+    for pod in sim.pods():
+        if pod["desiredStatus"] != "TERMINATED":
+            subprocess.run([sim.runpodctl, "pod", "delete", pod["id"]], env=sim.env,
+                           capture_output=True, check=False, timeout=60)
 
 
 def wait_until(predicate: Any, what: str, timeout: float = 90.0) -> None:
