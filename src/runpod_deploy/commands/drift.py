@@ -64,7 +64,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             env, _key = environment(local)
-            report = check_drift(paths or [Path(".")], load=partial(load_stack, env=env, backend=backend),
+            report = check_drift(paths or [Path(".")],
+                                 load=partial(load_stack, env=env, backend=backend),
                                  provider=make_provider(provider, env))
         except RunpodDeployError as exc:
             raise fail(exc) from None
