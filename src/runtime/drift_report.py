@@ -191,6 +191,7 @@ def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
     files = find_stack_files(paths)
 
     loaded: list[tuple[DriftTarget, StackState]] = []
+    located: dict[str, str] = {}
     entries: dict[str, StackDrift] = {}
     unknowable: set[str] = set()
     for path in files.stacks:
@@ -201,8 +202,9 @@ def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
             entries[where] = stack_failure(where, str(exc))
             continue
         try:
-            state = open_store(stack.state_path, stack.identity,
-                               getattr(stack, "backend", None)).read()
+            store = open_store(stack.state_path, stack.identity, getattr(stack, "backend", None))
+            located[str(stack.config_path)] = store.location  # on a shared backend: its URL
+            state = store.read()
         except RunpodDeployError as exc:
             unknowable.add(stack.pod_prefix)
             entries[where] = stack_failure(where, str(exc), name=stack.job.spec.name,
@@ -232,7 +234,8 @@ def check_drift(paths: Sequence[Path], *, load: Callable[[Path], DriftTarget],
         accounted.update(_named_pod_ids(state))
         try:
             the_plan = plan(stack.job, state, account.observation_for(stack.pod_prefix, state),
-                            config_path=where, state_path=str(stack.state_path))
+                            config_path=where,
+                            state_path=located.get(where, str(stack.state_path)))
         except RunpodDeployError as exc:
             unknowable.add(stack.pod_prefix)
             entries[where] = stack_failure(where, str(exc), name=name,

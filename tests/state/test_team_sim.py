@@ -208,6 +208,7 @@ def test_a_ci_checkout_with_only_the_backend_url_sees_the_teams_state(team: Team
     assert synced.returncode == 0, synced.stdout + synced.stderr
     report = json.loads(synced.stdout)
     assert [s["verdict"] for s in report["stacks"]] == ["in_sync"] and report["orphans"] == []
+    assert report["stacks"][0]["state_path"].startswith(f"s3://{team.url.split('/')[2]}/team/")
     deleted = subprocess.run([team.sim.runpodctl, "pod", "delete", pod["id"]], env=team.sim.env,
                              capture_output=True, text=True, check=False)
     assert deleted.returncode == 0, deleted.stderr  # changed by hand, outside the tool
