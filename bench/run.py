@@ -927,6 +927,83 @@ def scenario_pulling(opts: Options) -> list[Row]:
     return rows
 
 
+# -- 7. a shared state backend ----------------------------------------------------------------
+
+
+def scenario_backend(opts: Options) -> list[Row]:
+    """7. `plan` and a warm `apply` (recycle resume) with the state on S3 (moto on loopback,
+    behind a counting proxy) against the same stack with the state in a local directory: the
+    S3 requests each command adds and the wall-time ratio. The two stacks alternate in every
+    round, so a change in the machine's load hits both alike."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    s3_proxy = CountingProxy(f"http://{host}:{port}")
+    aws = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    import boto3
+
+    boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+                 aws_access_key_id="bench", aws_secret_access_key="bench").create_bucket(Bucket="bench-state")
+    backends = {"file": f"file://{WORK / 'backend' / 'team-state'}",
+                "s3": f"s3://bench-state/team?endpoint={s3_proxy.url}&region=us-east-1"}
+    rows: list[Row] = []
+    try:
+        with BenchSim("backend", opts, image_pull_sec=0.0, boot_sec=0.0, sshd_delay_sec=0.0) as bench:
+            configs = {kind: _stack(bench, Tool(f"backend {kind}", []), on_success="recycle")
+                       for kind in backends}
+            envs = {kind: {**bench.env, **aws, "RUNPOD_DEPLOY_BACKEND": url}
+                    for kind, url in backends.items()}
+            apply_argv = [str(OURS), "apply", "--yes", "--provider", "api", "--config"]
+            for kind, config in configs.items():  # untimed: creates the pod the warm runs resume
+                bench.env, saved = envs[kind], bench.env
+                try:
+                    _run_tool(bench, [*apply_argv, str(config)], bench.root / "home" / f"{kind}-first")
+                finally:
+                    bench.env = saved
+            plan_s: dict[str, list[float]] = {k: [] for k in backends}
+            plan_req: dict[str, list[int]] = {k: [] for k in backends}
+            apply_runs: dict[str, list[Run]] = {k: [] for k in backends}
+            apply_req: dict[str, list[int]] = {k: [] for k in backends}
+            for i in range(opts.repeat + 1):
+                for kind, config in configs.items():
+                    mark = s3_proxy.mark()
+                    seconds = timed([str(OURS), "plan", "--provider", "api", "--config", str(config)],
+                                    repeat=1, env=envs[kind], cwd=bench.root)
+                    requests = len(s3_proxy.since(mark)) // 2  # `timed` runs it twice (warm-up)
+                    bench.env, saved = envs[kind], bench.env
+                    mark = s3_proxy.mark()
+                    try:
+                        run = _run_tool(bench, [*apply_argv, str(config)], bench.root / "home" / f"{kind}{i}")
+                    finally:
+                        bench.env = saved
+                    if i:
+                        plan_s[kind].extend(seconds)
+                        plan_req[kind].append(requests)
+                        apply_runs[kind].append(run)
+                        apply_req[kind].append(len(s3_proxy.since(mark)))
+            bench.delete_all_pods()
+            for what, series in (("plan", plan_s), ("apply warm", {k: [r.seconds for r in v] for k, v in apply_runs.items()})):
+                per_kind = plan_req if what == "plan" else apply_req
+                for kind in backends:
+                    base = f"backend {what}: file" if kind == "s3" else None
+                    rows.append(Row("backend", f"backend {what}: {kind}", median(series[kind]),
+                                    [round(x, 3) for x in series[kind]], base,
+                                    extra={"s3_requests": med_int(per_kind[kind]),
+                                           "provider_calls": None}))
+            for row in rows:
+                note(f"backend: {row.name}: {row.median_sec:.2f}s, S3 requests {row.extra['s3_requests']}")
+    finally:
+        s3_proxy.close()
+        moto.stop()
+    return rows
+
+
 SCENARIOS: dict[str, Callable[[Options], list[Row]]] = {
     "startup": scenario_startup,
     "drift": scenario_drift,
@@ -934,6 +1011,7 @@ SCENARIOS: dict[str, Callable[[Options], list[Row]]] = {
     "staging": scenario_staging,
     "pulling": scenario_pulling,
     "failover": scenario_failover,
+    "backend": scenario_backend,
 }
 
 

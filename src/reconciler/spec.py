@@ -365,6 +365,10 @@ class JobSpec(_Section):
     name: NonEmpty
     run_id_prefix: NonEmpty | None = None
     state_file: Str | None = None
+    backend: Str | None = Field(default=None, exclude=True)
+    """Where the stack's state lives for everyone (`s3://BUCKET/PREFIX?...`, `file://DIR`);
+    `--backend` and `RUNPOD_DEPLOY_BACKEND` take precedence. Docs: docs/state.md. Left out of
+    dumps (and so of the plan's fingerprint): where the state lives is not what to run."""
     variables: dict[StrictStr, Variable] = Field(default_factory=dict)
     local: LocalSpec = LocalSpec()
     pod: PodSpec

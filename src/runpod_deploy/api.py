@@ -46,6 +46,7 @@ from runtime.clock import Clock, SystemClock
 if TYPE_CHECKING:  # the executor pulls in SSH and rsync; import it only where it runs
     from runtime.executor import ApplyResult
     from runtime.reporter import Reporter
+    from runtime.statestore import StateStore
 
 # No `__all__` here: the public names are listed once, in `runpod_deploy/__init__.py`.
 
@@ -64,6 +65,9 @@ class Stack:
     source_map: SourceMap
     source_fingerprint: str = ""
     """sha256 of the bytes the stack was rendered from (stack file, then vars file)."""
+    backend: str | None = None
+    """The state backend URL (`--backend`, then `RUNPOD_DEPLOY_BACKEND`, then `backend:`);
+    None: the local state file."""
 
     @property
     def name(self) -> str:
@@ -155,11 +159,16 @@ def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapp
                vars_file: str | os.PathLike[str] | None = None,
                env: Mapping[str, str] | None = None, clock: Clock | None = None,
                stamp: str | None = None,
-               run_dir: str | Callable[[Path], Path] | None = None) -> Stack:
+               run_dir: str | Callable[[Path], Path] | None = None,
+               backend: str | None = None) -> Stack:
     """Read, validate and render a stack file. Raises SpecError with every problem located.
 
     `run_dir` may be a function of the project root that reserves the run dir (apply): the
-    stack is then rendered once, with the run dir and run id the run will really have."""
+    stack is then rendered once, with the run dir and run id the run will really have.
+    `backend`: a state backend URL (`""`: the local state file); without it
+    `RUNPOD_DEPLOY_BACKEND`, then the stack's `backend:` key. With a backend the stack is
+    identified by its file's path inside its git repository, so every checkout of the
+    repository finds the same state."""
     env = os.environ if env is None else env
     home = env.get("HOME") or str(Path.home())
     path = Path(config).expanduser().absolute()
@@ -193,7 +202,11 @@ def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapp
     except SpecError as exc:
         raise _locate(exc, loaded.source_map) from None
     name = job.spec.name
-    instance = stack_instance(name, str(path), {**file_vars, **variables},
+    if backend is None:  # "" means "the local state file", whatever else is set
+        backend = env.get("RUNPOD_DEPLOY_BACKEND") or spec.backend
+    backend = backend or None
+    identity_path = _shared_identity_path(path) if backend else str(path)
+    instance = stack_instance(name, identity_path, {**file_vars, **variables},
                               secret_names=job.variables.secret_names)
     identity = StackIdentity(name=name, config_hash=instance.config_hash, key=instance.key,
                              variables=dict(instance.variables) or None)
@@ -208,12 +221,12 @@ def load_stack(config: str | os.PathLike[str], *, cli_vars: Iterable[str] | Mapp
         state_path = Path(posixpath.normpath(posixpath.join(str(path.parent), raw)))
     else:
         state_path = Path(instance_state_path(
-            default_state_path(name, str(path), home=home,
+            default_state_path(name, identity_path, home=home,
                                state_dir=env.get("RUNPOD_DEPLOY_STATE_DIR")), instance))
     unused = _unused_variables(spec, {**file_vars, **variables})
     return Stack(config_path=path, spec=spec, job=job, identity=identity, state_path=state_path,
                  warnings=loaded.warnings + unused, source_map=loaded.source_map,
-                 source_fingerprint="sha256:" + digest.hexdigest())
+                 source_fingerprint="sha256:" + digest.hexdigest(), backend=backend)
 
 
 def source_fingerprint(config: str | os.PathLike[str],
@@ -226,6 +239,23 @@ def source_fingerprint(config: str | os.PathLike[str],
     except OSError:
         return ""
     return "sha256:" + digest.hexdigest()
+
+
+def _shared_identity_path(path: Path) -> str:
+    """The stack file's path as every checkout of its repository spells it (`git:` + the path
+    from the repository root); the absolute path outside a repository."""
+    for parent in path.parents:
+        if (parent / ".git").exists():
+            return "git:" + path.relative_to(parent).as_posix()
+    return str(path)
+
+
+def open_stack_store(stack: Stack, env: Mapping[str, str] | None = None) -> StateStore:
+    """The `StateStore` of a stack, on its backend (`runtime.statestore.open_store`)."""
+    from runtime.statestore import open_store
+
+    env = os.environ if env is None else env
+    return open_store(stack.state_path, stack.identity, stack.backend, home=env.get("HOME"))
 
 
 def _unused_variables(spec: JobSpec, given: Mapping[str, str]) -> tuple[Diagnostic, ...]:
@@ -270,17 +300,16 @@ def make_plan(stack: Stack, *, options: PlanOptions = PlanOptions(),
               clock: Clock | None = None, state: StackState | None = None,
               observation: Observation | None = None) -> Plan:
     """Read the state, observe, plan. Pass `state`/`observation` to plan against given values."""
-    from runtime.statestore import StateStore
-
+    store = open_stack_store(stack, env)
     if state is None:
-        state = StateStore(stack.state_path, stack.identity).read()
+        state = store.read()
     elif state.identity is None:
         state = state.evolve(identity=stack.identity)
     if observation is None:
         observation = observe_stack(stack, state, provider=provider, env=env, clock=clock)
     try:
         return _plan(stack.job, state, observation, options, config_path=str(stack.config_path),
-                     state_path=str(stack.state_path), source_fingerprint=stack.source_fingerprint)
+                     state_path=store.location, source_fingerprint=stack.source_fingerprint)
     except PlanError as exc:
         raise stack.job.redactor.exception(_locate(exc, stack.source_map)) from None
 
@@ -343,6 +372,8 @@ class ApplyRequest:
     fallback_cloud_type: str | None = None
     """`SECURE` or `COMMUNITY`: after a stock-out everywhere on the stack's cloud type, try the
     same GPUs and datacenters on this one (the original's `--fallback-cloud-type`)."""
+    backend: str | None = None
+    """The state backend URL (`--backend`); None: `RUNPOD_DEPLOY_BACKEND`, then the stack's."""
 
 
 def _check_private_key(stack: Stack, override: str | None) -> None:
@@ -425,7 +456,6 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
     from runtime.providers import make_provider
     from runtime.reporter import PlainReporter, RedactingReporter
     from runtime.rundir import EventLog, create_run_dir
-    from runtime.statestore import StateStore
 
     env = os.environ if env is None else env
     clock = clock or SystemClock()
@@ -446,7 +476,7 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
     try:
         stack = with_budget(load_stack(config, cli_vars=request.cli_vars,
                                        vars_file=request.vars_file, env=env, clock=clock,
-                                       run_dir=reserve),
+                                       run_dir=reserve, backend=request.backend),
                             cost_cap_usd=request.cost_cap_usd,
                             max_runtime_minutes=request.max_runtime_minutes)
     except BaseException:
@@ -464,7 +494,7 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
             raise ProviderError(f"{request.provider} was not found on PATH; install it (or use "
                                 "--provider api, or --local for the simulator)",
                                 provider=request.provider)
-        store = StateStore(stack.state_path, stack.identity)
+        store = open_stack_store(stack, env)
         with store.lock(timeout=0, command=f"apply {stack.config_path}"):
             crash_point("after_lock")
             state = store.read()
@@ -506,15 +536,28 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
                                      ssh_ready_timeout_sec=request.ssh_ready_timeout_sec,
                                      ssh_key=request.ssh_key),
                 make_pod_name=lambda: next_pod_name(stack),
-                hostkeys_path=hostkeys_path_for(stack.state_path),
+                hostkeys_path=hostkeys_path_for(store.path),
                 env=env,
                 redactor=redactor,
                 catalog=observation.catalog,
             )
             with EventLog(run_dir / "events.jsonl", now=clock.now, redactor=redactor) as events:
-                return executor.apply(the_plan, state, run_dir=run_dir, events=events)
+                result = executor.apply(the_plan, state, run_dir=run_dir, events=events)
+            _publish_run(store, stack.name, run_dir, reporter)
+            return result
     except RunpodDeployError as exc:
         raise redactor.exception(exc) from None
     finally:
         if not started:
             _release_run_dir(run_dir, reserved.get("keep"))
+
+
+def _publish_run(store: StateStore, stack_name: str, run_dir: Path, reporter: Reporter) -> None:
+    """The run's manifest and events under the backend too (`runs/<stack>/<run_id>/`)."""
+    from reconciler.diagnostics import RunpodDeployError
+    from runtime.statestore import publish_run
+
+    try:
+        publish_run(store, stack_name, run_dir)
+    except RunpodDeployError as exc:
+        reporter.warning(f"could not copy the run's manifest and events to the backend: {exc}")

@@ -46,7 +46,7 @@ from runtime.clock import Clock, SystemClock
 from runtime.errors import ProviderError
 from runtime.observe import read_account
 from runtime.providers.protocol import PodProvider
-from runtime.statestore import read_state
+from runtime.statestore import open_store
 
 __all__ = [
     "AccountListing",
@@ -214,6 +214,7 @@ def check_drift(paths: Sequence[Path], *, load: Callable[..., DriftTarget],
     files = find_stack_files(paths)
 
     loaded: list[tuple[DriftTarget, StackState]] = []
+    located: dict[str, str] = {}
     entries: dict[str, StackDrift] = {}
     unknowable: set[str] = set()
     for path in files.stacks:
@@ -239,7 +240,10 @@ def check_drift(paths: Sequence[Path], *, load: Callable[..., DriftTarget],
                 entries[f"{where} [{label}]"] = stack_failure(where, str(exc))
         for key, target in targets:
             try:
-                state = read_state(target.state_path, target.identity)
+                store = open_store(target.state_path, target.identity,
+                                   getattr(target, "backend", None))
+                located[key] = store.location  # on a shared backend: its URL
+                state = store.read()
             except RunpodDeployError as exc:
                 unknowable.add(target.pod_prefix)
                 entries[key] = stack_failure(where, str(exc), name=target.job.spec.name,
@@ -271,7 +275,8 @@ def check_drift(paths: Sequence[Path], *, load: Callable[..., DriftTarget],
         accounted.update(_named_pod_ids(state))
         try:
             the_plan = plan(stack.job, state, account.observation_for(stack.pod_prefix, state),
-                            config_path=where, state_path=str(stack.state_path))
+                            config_path=where,
+                            state_path=located.get(where, str(stack.state_path)))
         except RunpodDeployError as exc:
             unknowable.add(stack.pod_prefix)
             entries[where] = stack_failure(where, str(exc), name=name,

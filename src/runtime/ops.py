@@ -154,21 +154,22 @@ class CleanupOutcome(_Row):
 
 
 def cleanup_recorded_pod(state_path: Path, mode: CleanupMode, provider: PodProvider, *,
-                         dry_run: bool = False) -> CleanupOutcome:
+                         dry_run: bool = False, store: StateStore | None = None) -> CleanupOutcome:
     """Delete, stop or keep the pod a state file records, holding the stack's lock so no apply
     runs meanwhile. `delete` clears the record (serial bumped, lineage kept); a pod already
     gone counts as deleted. Raises StateError (no file, no pod recorded, locked) and the
     provider's errors."""
-    if not state_path.exists():
-        raise StateError(f"state file not found: {state_path}")
-    store = StateStore(state_path)
+    if store is None:  # `--config STACK` passes the stack's store (on its backend)
+        if not state_path.exists():
+            raise StateError(f"state file not found: {state_path}")
+        store = StateStore(state_path)
     with store.lock(timeout=0, command=f"cleanup --mode {mode.value}"):
         state = store.read()
         if state.pod is None:
             hint = (f"; an unconfirmed {state.pending.kind.value} of {state.pending.pod_name} is "
                     "recorded: run `runpod-deploy plan` to see what exists"
                     if state.pending else "")
-            raise StateError(f"state file {state_path} records no pod{hint}")
+            raise StateError(f"state file {store.location} records no pod{hint}")
         pod_id = state.pod.pod_id
         pod = provider.get_pod(pod_id)
         if mode is CleanupMode.STOP and pod is None and not dry_run:
@@ -193,7 +194,7 @@ def cleanup_recorded_pod(state_path: Path, mode: CleanupMode, provider: PodProvi
                               volume_gb=volume_gb)
 
 
-def format_cleanup(outcome: CleanupOutcome, state_path: Path) -> str:
+def format_cleanup(outcome: CleanupOutcome, state_path: Path | str) -> str:
     """One sentence of what was done (or would be), and for a kept pod what it still costs."""
     pod = outcome.pod_id
     would = "would " if outcome.dry_run else ""
@@ -244,7 +245,8 @@ def delete_pods(provider: PodProvider, pod_ids: Iterable[str], *,
 def stream_pod_log(*, state_path: Path, identity: StackIdentity, provider: PodProvider,
                    key_path: Path, log_path: str, lines: int, follow: bool,
                    on_line: Callable[[str], None],
-                   should_stop: Callable[[], bool] = lambda: False) -> None:
+                   should_stop: Callable[[], bool] = lambda: False,
+                   store: StateStore | None = None) -> None:
     """Print the last `lines` lines of the stack's run log, then (with `follow`) every line
     appended, until `should_stop()`. Connects with the host key pinned for the pod's current
     boot and never pins a new one: a pod that shows another key is refused."""
@@ -252,7 +254,7 @@ def stream_pod_log(*, state_path: Path, identity: StackIdentity, provider: PodPr
     from runtime.hostkeys import HostKeyPins
     from runtime.ssh import SshSession
 
-    record = read_state(state_path, identity).pod
+    record = (store.read() if store is not None else read_state(state_path, identity)).pod
     if record is None:
         raise StateError(f"no pod is recorded for this stack ({state_path}); nothing to tail")
     if not record.host_key_pins:

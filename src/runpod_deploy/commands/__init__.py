@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import typer
 
-from runpod_deploy.commands import apply, core, drift, forensics, ops, sim
+from runpod_deploy.commands import apply, core, drift, forensics, ops, sim, state
 
 COMMAND_MODULES: tuple[Callable[[typer.Typer], None], ...] = (
     core.register,
@@ -23,4 +23,5 @@ COMMAND_MODULES: tuple[Callable[[typer.Typer], None], ...] = (
     drift.register,
     ops.register,
     sim.register,
+    state.register,
 )

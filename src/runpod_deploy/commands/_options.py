@@ -17,6 +17,10 @@ VarsFileOpt = Annotated[Optional[Path], typer.Option(  # noqa: UP045
 ProviderOpt = Annotated[str, typer.Option(
     "--provider", help="How to reach RunPod: runpodctl (the CLI on PATH) or api (GraphQL, "
     "needs RUNPOD_API_KEY).", envvar="RUNPOD_DEPLOY_PROVIDER")]
+BackendOpt = Annotated[Optional[str], typer.Option(  # noqa: UP045
+    "--backend", help="Where stack states live: file://DIR or s3://BUCKET/PREFIX?endpoint=URL"
+    "&region=R&profile=P (default: RUNPOD_DEPLOY_BACKEND, then the stack's `backend:`, then "
+    "the local state file).", show_default=False)]
 LocalOpt = Annotated[bool, typer.Option(
     "--local", help="Run against the local RunPod simulator (started if needed).")]
 

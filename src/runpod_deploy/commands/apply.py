@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from runpod_deploy.commands._options import (
+    BackendOpt,
     LocalOpt,
     ProviderOpt,
     VarOpt,
@@ -74,6 +75,7 @@ def _apply_command(
     ctx: typer.Context,
     plan_file: PlanFileArg = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="The stack file (YAML).")] = None,  # noqa: UP045
+    backend: BackendOpt = None,
     var: VarOpt = None,
     vars_file: VarsFileOpt = None,
     cost_cap_usd: Annotated[Optional[float], typer.Option(  # noqa: UP045
@@ -147,6 +149,7 @@ def _apply_command(
             saved_plan=saved_plan,
             ssh_key=str(key) if key is not None else None,
             fallback_cloud_type=fallback_cloud_type.value if fallback_cloud_type else None,
+            backend=backend,
         )
         reporter: Reporter
         live: RichReporter | None = None

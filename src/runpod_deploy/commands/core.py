@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from runpod_deploy.commands._options import (
+    BackendOpt,
     ConfigOpt,
     LocalOpt,
     ProviderOpt,
@@ -122,6 +123,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def plan(
         config: ConfigOpt,
+        backend: BackendOpt = None,
         var: VarOpt = None,
         vars_file: VarsFileOpt = None,
         force_fresh: Annotated[bool, typer.Option(
@@ -151,7 +153,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             env, _key = environment(local)
-            stack = load_stack(config, cli_vars=var or (), vars_file=vars_file, env=env)
+            stack = load_stack(config, cli_vars=var or (), vars_file=vars_file, env=env,
+                               backend=backend)
             _warn(stack)
             the_plan = make_plan(stack, options=PlanOptions(
                 force_fresh=force_fresh, delete_orphans=delete_orphans), provider=provider,

@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from runpod_deploy.commands._options import (
+    BackendOpt,
     LocalOpt,
     ProviderOpt,
     QuietOpt,
@@ -47,6 +48,7 @@ def register(app: typer.Typer) -> None:
         paths: Annotated[list[Path] | None, typer.Argument(
             help="Stack files or directories searched for *.yaml/*.yml stacks (default: .).",
             show_default=False)] = None,
+        backend: BackendOpt = None,
         output: Annotated[DriftFormat, typer.Option(
             "--format", help="table (for people), json (for scripts), markdown (for a CI job "
             "summary).")] = DriftFormat.TABLE,
@@ -80,7 +82,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             env, _key = environment(local)
-            report = check_drift(paths or [Path(".")], load=partial(load_stack, env=env),
+            report = check_drift(paths or [Path(".")],
+                                 load=partial(load_stack, env=env, backend=backend),
                                  provider=make_provider(provider, env),
                                  state_dir=_default_state_dir(env))
         except RunpodDeployError as exc:

@@ -9,7 +9,8 @@ found) go to stderr so that stdout holds only data.
 
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
@@ -57,6 +58,24 @@ def _warnings_to_stderr(command: Callable[_P, _R]) -> Callable[_P, _R]:
     return run
 
 
+@contextmanager
+def _team_runs(backend: str) -> Iterator[Path]:
+    """The backend's run records in a temporary project root (removed afterwards)."""
+    import tempfile
+
+    from reconciler.diagnostics import RunpodDeployError
+    from runpod_deploy.commands._options import fail
+    from runtime.backends import parse_backend_url
+    from runtime.backends.admin import fetch_runs
+
+    with tempfile.TemporaryDirectory(prefix="runpod-deploy-runs-") as tmp:
+        try:
+            fetched = fetch_runs(parse_backend_url(backend), Path(tmp))
+        except RunpodDeployError as exc:
+            raise fail(exc) from None
+        yield fetched
+
+
 def register(app: typer.Typer) -> None:
     @app.command("manifest-summary")
     @_warnings_to_stderr
@@ -64,6 +83,12 @@ def register(app: typer.Typer) -> None:
         manifest: Annotated[
             Path | None,
             typer.Argument(help="A manifest file, or the run dir that holds it."),
+        ] = None,
+        backend: Annotated[
+            str | None,
+            typer.Option("--backend", help="Summarise every run the team recorded in this "
+                         "state backend (file://DIR or s3://BUCKET/PREFIX?...).",
+                         show_default=False),
         ] = None,
         root: Annotated[
             Path | None,
@@ -73,10 +98,24 @@ def register(app: typer.Typer) -> None:
         verbose: VerboseOpt = False,
         quiet: QuietOpt = False,
     ) -> None:
-        """Summarise one run's manifest, or every run under --root with a TOTALS footer."""
+        """Summarise one run's manifest, or every run under --root (or in --backend) with a
+        TOTALS footer."""
         set_verbosity(verbose, quiet)
         from runtime import forensics
 
+        if backend is not None:
+            if manifest is not None or root is not None:
+                raise typer.BadParameter("give --backend alone, not with a manifest or --root",
+                                         param_hint="'--backend'")
+            with _team_runs(backend) as fetched:
+                rollup = forensics.collect_manifests(fetched)
+                if as_json:
+                    typer.echo(json.dumps(rollup.to_json_value(), indent=2))
+                elif rollup.totals.manifests == 0:
+                    typer.echo(f"no runs recorded in {backend}", err=True)
+                else:
+                    typer.echo(forensics.format_manifest_rollup(rollup))
+            return
         if manifest is not None and root is None:
             loaded = forensics.load_manifest(manifest)
             if as_json:
@@ -177,6 +216,12 @@ def register(app: typer.Typer) -> None:
             Path,
             typer.Option("--project-root", help="The project whose artifacts/runpod/ to list."),
         ] = Path("."),
+        backend: Annotated[
+            str | None,
+            typer.Option("--backend", help="List the whole team's runs recorded in this state "
+                         "backend instead (file://DIR or s3://BUCKET/PREFIX?...).",
+                         show_default=False),
+        ] = None,
         limit: Annotated[
             int | None, typer.Option("--limit", min=0, help="Only the N most recent runs "
                                      "(0: every run, as in the original).")
@@ -189,6 +234,16 @@ def register(app: typer.Typer) -> None:
         set_verbosity(verbose, quiet)
         from runtime import forensics
 
+        if backend is not None:
+            with _team_runs(backend) as fetched:
+                rows = forensics.list_runs(fetched, limit=limit or None)
+            if as_json:
+                typer.echo(json.dumps([row.model_dump() for row in rows], indent=2))
+            elif not rows:
+                typer.echo(f"no runs recorded in {backend}", err=True)
+            else:
+                typer.echo(forensics.format_run_table(rows))
+            return
         resolved = project_root.resolve()
         rows = forensics.list_runs(resolved, limit=limit or None)
         if as_json:

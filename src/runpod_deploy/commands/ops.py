@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from runpod_deploy.commands._options import (
+    BackendOpt,
     ConfigOpt,
     LocalOpt,
     ProviderOpt,
@@ -98,6 +99,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def cleanup(
+        config: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+            "--config", "-c", help="Act on the pod this stack's state records (on its "
+            "backend).")] = None,
+        backend: BackendOpt = None,
         state_file: Annotated[Optional[Path], typer.Option(  # noqa: UP045
             "--state-file", help="Act on the pod this stack state file records.")] = None,
         all_stopped: Annotated[bool, typer.Option(
@@ -120,12 +125,21 @@ def register(app: typer.Typer) -> None:
         from reconciler.diagnostics import RunpodDeployError
         from runtime import ops
 
-        if (state_file is None) == (not all_stopped):
-            raise typer.BadParameter("give exactly one of --state-file PATH or --all-stopped",
-                                     param_hint="'--state-file' / '--all-stopped'")
+        if sum((state_file is not None, config is not None, all_stopped)) != 1:
+            raise typer.BadParameter("give exactly one of --config STACK, --state-file PATH or "
+                                     "--all-stopped",
+                                     param_hint="'--config' / '--state-file' / '--all-stopped'")
         try:
             env, _ = environment(local)
             the_provider = _provider(provider, env)
+            if config is not None:
+                from runpod_deploy.api import load_stack, open_stack_store
+
+                store = open_stack_store(load_stack(config, env=env, backend=backend), env)
+                outcome = ops.cleanup_recorded_pod(store.path, ops.CleanupMode(mode.value),
+                                                   the_provider, dry_run=dry_run, store=store)
+                typer.echo(ops.format_cleanup(outcome, store.location), nl=False)
+                return
             if state_file is not None:
                 outcome = ops.cleanup_recorded_pod(state_file, ops.CleanupMode(mode.value),
                                                    the_provider, dry_run=dry_run)
@@ -153,6 +167,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def logs(
         config: ConfigOpt,
+        backend: BackendOpt = None,
         lines: Annotated[int, typer.Option("--lines", "-n", min=0,
                                            help="Lines of history to show first.")] = 200,
         no_follow: Annotated[bool, typer.Option(
@@ -177,9 +192,14 @@ def register(app: typer.Typer) -> None:
 
         try:
             env, sim_key = environment(local)
-            stack = load_stack(config, cli_vars=var or (), vars_file=vars_file, env=env)
+            stack = load_stack(config, cli_vars=var or (), vars_file=vars_file, env=env,
+                               backend=backend)
             key = ssh_key or sim_key or Path(os.path.expanduser(stack.job.spec.ssh.key_path))
-            ops.stream_pod_log(state_path=stack.state_path, identity=stack.identity,
+            from runpod_deploy.api import open_stack_store
+
+            store = open_stack_store(stack, env)
+            store.pull_pins_on_read = True  # the pod's host key may have been pinned elsewhere
+            ops.stream_pod_log(state_path=store.path, identity=stack.identity, store=store,
                                provider=_provider(provider, env), key_path=key,
                                log_path=stack.job.spec.run.log_path, lines=lines,
                                follow=not no_follow, on_line=typer.echo)
