@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reconciler.naming import config_path_hash, stack_key
+from reconciler.redaction import MARKER
 
 __all__ = ["StackInstance", "instance_state_path", "stack_instance", "variables_digest"]
 
@@ -63,7 +64,7 @@ def stack_instance(name: str, abs_config_path: str, variables: Mapping[str, str]
                              key=stack_key(name, abs_config_path))
     combined = hashlib.sha256(f"{path_hash}\0{variables_digest(given)}".encode()).hexdigest()
     key = hashlib.sha256(f"{name}\0{combined}".encode()).hexdigest()[:6]
-    shown = tuple(sorted((k, f"<secret:{k}>" if k in secret_names else v)
+    shown = tuple(sorted((k, MARKER if k in secret_names else v)
                          for k, v in given.items()))
     return StackInstance(name=name, config_hash=combined[:16], key=key, variables=shown)
 

@@ -40,6 +40,7 @@ from reconciler.drift import (
 from reconciler.naming import config_path_hash
 from reconciler.observed import Catalog, NetworkVolume, Observation, ObservedPod
 from reconciler.planner import plan
+from reconciler.redaction import MARKER
 from reconciler.state import StackIdentity, StackState
 from reconciler.template import RenderedJob
 from runtime.clock import Clock, SystemClock
@@ -194,7 +195,7 @@ def instance_variables(directory: Path, pattern: str) -> list[dict[str, str]]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if isinstance(variables, dict) and variables and not any(
-                str(v).startswith("<secret:") for v in variables.values()):
+                str(v) == MARKER for v in variables.values()):
             found.append({str(k): str(v) for k, v in variables.items()})
     return found
 

@@ -41,5 +41,5 @@ def test_a_secret_value_counts_for_the_key_but_is_never_kept() -> None:
     one = stack_instance("s", CONFIG, {"token": "hunter2"}, secret_names=frozenset({"token"}))
     two = stack_instance("s", CONFIG, {"token": "other"}, secret_names=frozenset({"token"}))
     assert one.key != two.key
-    assert one.variables == (("token", "<secret:token>"),)
+    assert one.variables == (("token", "<redacted>"),)
     assert "hunter2" not in repr(one)
