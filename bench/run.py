@@ -950,7 +950,9 @@ def scenario_backend(opts: Options) -> list[Row]:
 
     boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
                  aws_access_key_id="bench", aws_secret_access_key="bench").create_bucket(Bucket="bench-state")
-    backends = {"file": f"file://{WORK / 'backend' / 'team-state'}",
+    team_state = opts.work / "backend-team-state"  # fresh each run: a kept one names old pods
+    shutil.rmtree(team_state, ignore_errors=True)
+    backends = {"file": f"file://{team_state}",
                 "s3": f"s3://bench-state/team?endpoint={s3_proxy.url}&region=us-east-1"}
     rows: list[Row] = []
     try:

@@ -136,17 +136,20 @@ def _take_over(where: str, state: StackState, identity: StackIdentity) -> StackS
     """A state file shared between stacks (the original's `state_file:` in a sweep template):
     one that records nothing goes to the stack that reads it now, with a note; one that still
     records another stack's pod or pending operation is refused, naming both and the way out."""
-    other = state.identity.label if state.identity else "?"
+    other = f"'{state.identity.label}'" if state.identity else "'?'"
+    if state.identity is not None and state.identity.label == identity.label:
+        # Same name: another stack file of that name, or the same file with other `--var`s.
+        other += " (another stack file of that name, or other --var values)"
     if state.is_empty:
         logging.getLogger(__name__).warning(
-            "note: state file %s was last used by stack '%s' and records no pod; stack '%s' "
+            "note: state file %s was last used by stack %s and records no pod; stack '%s' "
             "takes it over", where, other, identity.label)
         return state.evolve(identity=identity)
     held = (f"its pod {state.pod.pod_id}" if state.pod is not None else
             f"a pending {state.pending.kind.value} of pod {state.pending.pod_id or state.pending.pod_name}"
             if state.pending is not None else "a pod")
     raise StateMismatchError(
-        f"state file {where} belongs to stack '{other}' and still records {held}; stack "
+        f"state file {where} belongs to stack {other} and still records {held}; stack "
         f"'{identity.label}' cannot share it. Give this stack its own state_file: (one per "
         "stack file, or put the variable in it, e.g. state_file: ~/.runpod-deploy-{seed}.json), "
         f"or release the other stack's pod first: runpod-deploy cleanup --state-file {where}")
