@@ -8,7 +8,7 @@
   pod (or a pending operation) is `StateMismatchError`; one that records nothing is taken over
   with a note (a sweep template's shared `state_file:`).
 - `lock` is a `filelock` on `<file>.lock` plus a holder record (`<file>.lock.holder`: pid, host,
-  since, command) that a second apply reads for its message. The OS drops a dead process's
+  since, command, command line, the instance's variables) that a second apply reads for its message. The OS drops a dead process's
   lock, so a holder record left by a dead pid on this host is simply replaced.
 """
 
@@ -30,7 +30,7 @@ from reconciler.state import StackIdentity, StackState, StateDecodeError
 from runtime.errors import LockHolder, StateCorruptError, StateLockedError, StateMismatchError
 from runtime.failpoints import crash_point
 
-__all__ = ["StateStore", "backup_path", "lock_path", "read_state", "write_state"]
+__all__ = ["StateStore", "backup_path", "lock_path", "locked_message", "read_state", "write_state"]
 
 
 def backup_path(path: Path) -> Path:
@@ -137,6 +137,36 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _command_line() -> str:
+    """This process's command line as typed (`runpod-deploy run --config t.yaml --var seed=1`)."""
+    import shlex
+    import sys
+
+    args = list(sys.argv)
+    if args:
+        args[0] = os.path.basename(args[0])
+    return shlex.join(args)
+
+
+def locked_message(path: str, holder: LockHolder | None) -> str:
+    """What a run that finds its stack instance locked is told: who holds it (command line and
+    variables), that other variables would be an instance of their own, and that the same
+    variables must wait or fail. The one place this message is composed."""
+    if holder is None:
+        who = "another process (it left no holder record)"
+    else:
+        who = holder.describe()
+        if holder.command_line:
+            who += f", command line: {holder.command_line}"
+    values = ("with variables " + ", ".join(f"{k}={v}" for k, v in holder.variables)
+              if holder is not None and holder.variables else "with no --var/--vars-file values")
+    return (f"stack is locked by {who} ({values}): {path}. A run with other variables is an "
+            "instance of its own (its own state, lock and pods) and is not blocked by this one; "
+            "a run with the same variables is the same instance and must wait until that run "
+            "ends (or fails now, as this one did). To run several values at once, give each "
+            "its own --var values, or use `runpod-deploy sweep`.")
+
+
 class StateStore:
     """One stack's state file: read, write, lock."""
 
@@ -155,9 +185,13 @@ class StateStore:
     def holder(self) -> LockHolder | None:
         try:
             data = json.loads(_holder_path(self.path).read_text())
+            variables = data.get("variables") or {}
             return LockHolder(pid=int(data["pid"]), host=str(data["host"]),
-                              since=str(data["since"]), command=str(data.get("command", "")))
-        except (OSError, ValueError, KeyError, TypeError):
+                              since=str(data["since"]), command=str(data.get("command", "")),
+                              command_line=str(data.get("command_line", "")),
+                              variables=tuple(sorted((str(k), str(v))
+                                                     for k, v in dict(variables).items())))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def _holder_once_written(self, wait_sec: float = 2.0) -> LockHolder | None:
@@ -188,15 +222,20 @@ class StateStore:
                 try:
                     lock.acquire(timeout=max(timeout, 1.0))
                 except filelock.Timeout:
-                    raise StateLockedError(str(self.path), self.holder()) from None
+                    holder = self.holder()
+                    raise StateLockedError(str(self.path), holder,
+                                           locked_message(str(self.path), holder)) from None
             else:
-                raise StateLockedError(str(self.path), holder) from None
+                raise StateLockedError(str(self.path), holder,
+                                       locked_message(str(self.path), holder)) from None
+        variables = dict(self.identity.variables or {}) if self.identity is not None else {}
         me = LockHolder(pid=os.getpid(), host=socket.gethostname(),
-                        since=datetime.now(UTC).isoformat(timespec="seconds"), command=command)
+                        since=datetime.now(UTC).isoformat(timespec="seconds"), command=command,
+                        command_line=_command_line(), variables=tuple(sorted(variables.items())))
         try:
             _atomic_write(_holder_path(self.path), json.dumps(
-                {"pid": me.pid, "host": me.host, "since": me.since,
-                 "command": me.command}).encode())
+                {"pid": me.pid, "host": me.host, "since": me.since, "command": me.command,
+                 "command_line": me.command_line, "variables": variables}).encode())
             yield me
         finally:
             with contextlib.suppress(FileNotFoundError):
