@@ -35,10 +35,9 @@ def write_template(project: Project, changes: dict[str, Any] | None = None,
 
 def cli(project: Project, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """`runpod-deploy ARGS` in a process of its own, against the project's simulator."""
-    env = {**os.environ, **project.env, "RUNPOD_DEPLOY_PROVIDER": "api",
-           "RUNPOD_DEPLOY_SSH_KEY": str(project.key)}
     return subprocess.run([sys.executable, "-m", "runpod_deploy", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=project.root, check=False)
+                          text=True, timeout=timeout, env=cli_env(project), cwd=project.root,
+                          check=False)
 
 
 def pod_prefix(project: Project, config: Path, **variables: str) -> str:
@@ -63,3 +62,8 @@ def most_pods_at_once(project: Project) -> int:
 def summary_json(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(done.stdout)
     return body
+
+
+def cli_env(project: Project) -> dict[str, str]:
+    return {**os.environ, **project.env, "RUNPOD_DEPLOY_PROVIDER": "api",
+            "RUNPOD_DEPLOY_SSH_KEY": str(project.key)}

@@ -85,3 +85,70 @@ def test_six_points_two_at_a_time_with_a_reclaim_and_a_stock_out(project: Projec
     assert project.live_pods() == []
     record = json.loads(Path(body["record"]).read_text())
     assert [p["run_dir"] for p in record["points"]] == [p["run_dir"] for p in body["points"]]
+
+
+def test_a_fleet_cap_lower_than_the_sweep_needs_stops_launching(project: Project) -> None:
+    config = write_template(project)
+    preview = cli(project, "sweep", "--config", str(config), "--matrix", "seed=1,2,3,4",
+                  "--plan", "--json")
+    assert preview.returncode == 0, preview.stderr
+    worst = summary_json(preview)["points"][0]["worst_case_usd"]
+    assert worst > 0
+    done = cli(project, "sweep", "--config", str(config), "--matrix", "seed=1,2,3,4",
+               "--var", "sleep=5", "--max-parallel", "2", "--cost-cap-usd", f"{worst * 1.5:.4f}",
+               "--print-run-dirs")
+    assert done.returncode == 1, done.stderr
+    assert "stopped launching: fleet cap" in done.stderr
+    run_dirs = [x for x in done.stdout.splitlines() if x.startswith("RUN_DIR=")]
+    assert len(run_dirs) == 1, done.stderr  # two running points' worst cases would pass the cap
+    not_run = done.stderr.split("points not run: ", 1)[1].splitlines()[0].split("; ")
+    assert len(not_run) == 3 and "seed=4" in not_run and "seed=3" in not_run
+    assert len(list(project.root.glob("artifacts/runpod/*/runpod_deploy_pull_manifest.json"))) == 1
+    assert project.live_pods() == []
+
+
+def test_a_failing_job_is_not_retried(project: Project) -> None:
+    config = write_template(project)
+    done = cli(project, "sweep", "--config", str(config), "--matrix", "seed=1,2",
+               "--matrix", "tail=exit 3,echo '[job] DONE'", "--max-parallel", "2", "--retry", "2",
+               "--json")
+    assert done.returncode == 1, done.stderr
+    body = summary_json(done)
+    outcomes = {(p["variables"]["seed"], p["variables"]["tail"]): (p["outcome"], p["attempts"])
+                for p in body["points"]}
+    assert outcomes[("1", "exit 3")] == ("job_failed", 1)
+    assert outcomes[("2", "echo '[job] DONE'")] == ("succeeded", 1)
+    assert project.live_pods() == []
+
+
+def test_ctrl_c_stops_every_point_and_leaves_no_pod(project: Project) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.sweep.helpers import cli_env
+
+    config = write_template(project)
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "runpod_deploy", "sweep", "--config", str(config), "--matrix",
+         "seed=1,2,3", "--var", "sleep=120", "--max-parallel", "2", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(project),
+        cwd=project.root)
+
+    def two_jobs_running() -> bool:
+        events = list(project.root.glob("artifacts/runpod/*/events.jsonl"))
+        return sum(any(e["event"] == "job_launched" for e in events_of(p.parent)) for p in events) == 2
+
+    try:
+        wait_for(two_jobs_running, 180)
+        sweep.send_signal(signal.SIGINT)
+        out, err = sweep.communicate(timeout=180)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 130, err[-3000:]
+    statuses = {p["point"]: p["status"] for p in json.loads(out)["points"]}
+    assert statuses == {"seed=1": "interrupted", "seed=2": "interrupted", "seed=3": "not_run"}
+    for manifest in project.root.glob("artifacts/runpod/*/runpod_deploy_pull_manifest.json"):
+        assert manifest_of(manifest.parent)["outcome"] == "interrupted"
+    assert project.live_pods() == []
