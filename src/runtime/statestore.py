@@ -143,8 +143,9 @@ def _command_line() -> str:
     import sys
 
     args = list(sys.argv)
-    if args:
-        args[0] = os.path.basename(args[0])
+    if args:  # `python -m runpod_deploy` runs `__main__.py`: name the command as it is installed
+        name = os.path.basename(args[0])
+        args[0] = "runpod-deploy" if name == "__main__.py" else name
     return shlex.join(args)
 
 

@@ -530,8 +530,9 @@ def _event_names(result: ApplyResult | None) -> frozenset[str]:
 def command_line(argv: Sequence[str] | None = None) -> str:
     """The command line of this process, as a user could paste it."""
     args = list(sys.argv if argv is None else argv)
-    if args:
-        args[0] = os.path.basename(args[0])
+    if args:  # `python -m runpod_deploy` runs `__main__.py`: name the command as it is installed
+        name = os.path.basename(args[0])
+        args[0] = "runpod-deploy" if name == "__main__.py" else name
     return shlex.join(args)
 
 
