@@ -94,6 +94,13 @@ def test_a_fleet_cap_lower_than_the_sweep_needs_stops_launching(project: Project
     assert preview.returncode == 0, preview.stderr
     worst = summary_json(preview)["points"][0]["worst_case_usd"]
     assert worst > 0
+    text = cli(project, "sweep", "--config", str(config), "--matrix", "seed=1,2,3,4", "--plan",
+               "--cost-cap-usd", f"{worst * 2.5:.4f}")
+    assert text.returncode == 0, text.stderr
+    assert "4 points; nothing is created" in text.stdout
+    assert text.stdout.count("create tmpl--") == 4
+    assert text.stdout.count("(past the fleet cap: would not start)") == 2
+    assert project.live_pods() == [] and not (project.root / "artifacts").exists()
     done = cli(project, "sweep", "--config", str(config), "--matrix", "seed=1,2,3,4",
                "--var", "sleep=5", "--max-parallel", "2", "--cost-cap-usd", f"{worst * 1.5:.4f}",
                "--print-run-dirs")
