@@ -159,3 +159,26 @@ def test_ctrl_c_stops_every_point_and_leaves_no_pod(project: Project) -> None:
     for manifest in project.root.glob("artifacts/runpod/*/runpod_deploy_pull_manifest.json"):
         assert manifest_of(manifest.parent)["outcome"] == "interrupted"
     assert project.live_pods() == []
+
+
+def test_on_a_terminal_a_live_table_shows_every_point(project: Project) -> None:
+    import os
+    import sys
+
+    from tests.e2e.test_live_view import _text, run_in_pty
+
+    config = write_template(project)
+    env = {**os.environ, **project.env, "TERM": "xterm-256color", "LANG": "C.UTF-8",
+           "RUNPOD_DEPLOY_SSH_KEY": str(project.key)}
+    for key in ("CI", "NO_COLOR", "COLUMNS", "LINES"):
+        env.pop(key, None)
+    code, stdout, raw = run_in_pty([sys.executable, "-m", "runpod_deploy", "sweep", "--config",
+                                    str(config), "--matrix", "seed=1,2", "--max-parallel", "2",
+                                    "--provider", "api"], env, cols=120)
+    screen = _text(raw)
+    assert code == 0, screen[-3000:]
+    assert "sweep sw-" in screen and "┃ point" in screen and "┃ GPU" in screen, screen[-3000:]
+    assert "│ seed=1 " in screen and "│ seed=2 " in screen and "RTX A4000" in screen
+    assert "2 of 2 points succeeded" in screen
+    assert stdout == ""
+    assert project.live_pods() == []

@@ -272,10 +272,12 @@ class _LiveView:
         now = time.monotonic()
         table = Table(title=f"sweep {self._sweep_id}", expand=False)
         for column in ("#", "point", "status", "try", "phase", "pod", "GPU", "elapsed", "$"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
         for row in rows:
+            running = row.status.value == "running"
             table.add_row(str(row.point.index), row.point.label, row.status.value,
-                          str(row.attempts or ""), row.phase, row.pod_id or "", row.gpu or "",
+                          str(row.attempts or ""), row.phase if running else "",
+                          row.pod_id or "", (row.gpu or "").removeprefix("NVIDIA "),
                           f"{row.elapsed(now):.0f}s" if row.started_at else "",
                           f"{row.spent_usd:.4f}" if row.spent_usd else "")
         self._live.update(table)
