@@ -137,12 +137,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _command_line() -> str:
-    """This process's command line as typed (`runpod-deploy run --config t.yaml --var seed=1`)."""
+def _command_line(secret: frozenset[str] = frozenset()) -> str:
+    """This process's command line as typed (`runpod-deploy run --config t.yaml --var seed=1`),
+    the value of a `--var` of a secret variable masked as the state masks it."""
     import shlex
     import sys
 
     args = list(sys.argv)
+    for i, arg in enumerate(args):
+        given = arg.removeprefix("--var=") if arg.startswith("--var=") else \
+            arg if i > 0 and args[i - 1] == "--var" else None
+        if given is not None and given.partition("=")[0] in secret:
+            key = given.partition("=")[0]
+            args[i] = ("--var=" if arg.startswith("--var=") else "") + f"{key}=<secret:{key}>"
     if args:  # `python -m runpod_deploy` runs `__main__.py`: name the command as it is installed
         name = os.path.basename(args[0])
         args[0] = "runpod-deploy" if name == "__main__.py" else name
@@ -232,7 +239,9 @@ class StateStore:
         variables = dict(self.identity.variables or {}) if self.identity is not None else {}
         me = LockHolder(pid=os.getpid(), host=socket.gethostname(),
                         since=datetime.now(UTC).isoformat(timespec="seconds"), command=command,
-                        command_line=_command_line(), variables=tuple(sorted(variables.items())))
+                        command_line=_command_line(frozenset(
+                            k for k, v in variables.items() if v == f"<secret:{k}>")),
+                        variables=tuple(sorted(variables.items())))
         try:
             _atomic_write(_holder_path(self.path), json.dumps(
                 {"pid": me.pid, "host": me.host, "since": me.since, "command": me.command,

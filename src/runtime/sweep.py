@@ -26,8 +26,6 @@ import ctypes
 import json
 import os
 import secrets
-import shlex
-import sys
 import tempfile
 import threading
 import time
@@ -58,7 +56,6 @@ __all__ = [
     "SweepRecord",
     "SweepResult",
     "SweepView",
-    "command_line",
     "new_sweep_id",
     "read_sweep_record",
     "sweep_record_path",
@@ -199,10 +196,6 @@ class PointControl(Protocol):
         """The attempt's run dir exists (the run is about to start)."""
         ...
 
-    def instance(self, state_path: str, stack_key: str) -> None:
-        """The point's stack instance: its state file and the key in its pod names."""
-        ...
-
 
 PointRunner = Callable[[SweepPoint, Reporter, PointControl], "ApplyResult | None"]
 """Carry out one attempt of a point; None when `admit` said no (nothing was created)."""
@@ -341,9 +334,6 @@ class SweepDriver:
                 row = driver.row(index)
                 driver.change(index, run_dir=str(path), run_dirs=(*row.run_dirs, str(path)))
 
-            def instance(self, state_path: str, stack_key: str) -> None:
-                driver.change(index, state_path=state_path, stack_key=stack_key)
-
         control = Control()
         point = self.row(index).point
         self.change(index, status=PointStatus.RUNNING, started_at=time.monotonic())
@@ -365,14 +355,11 @@ class SweepDriver:
                 if outcome == "succeeded":
                     self.change(index, status=PointStatus.SUCCEEDED, **updates)
                     return
-                if outcome == "interrupted" or self._stop.is_set():
-                    self.change(index, status=PointStatus.INTERRUPTED if row.attempts else
-                                PointStatus.NOT_RUN, **updates)
-                    return
                 if outcome == "not_admitted":
-                    stopped = row.attempts > 1
-                    self.change(index, status=PointStatus.FAILED if stopped else PointStatus.NOT_RUN,
-                                attempts=row.attempts - 1, **updates)
+                    self._not_admitted(index, detail)
+                    return
+                if outcome == "interrupted" or self._stop.is_set():
+                    self.change(index, status=PointStatus.INTERRUPTED, **updates)
                     return
                 events = _event_names(result)
                 if result is None or not is_transient(outcome, events) or \
@@ -388,6 +375,22 @@ class SweepDriver:
                 self.change(index, status=PointStatus.RUNNING)
         finally:
             self.change(index, finished_at=time.monotonic())
+
+    def _not_admitted(self, index: int, reason: str) -> None:
+        """The attempt was not started (the fleet cap, or the sweep is stopping): a point that
+        never ran is `not_run`; a retry that could not start leaves the last attempt's outcome."""
+        row = self.row(index)
+        attempts = row.attempts - 1
+        stopping = self._stop.is_set()
+        if attempts == 0:
+            self.change(index, status=PointStatus.NOT_RUN, attempts=0, outcome="not_run",
+                        worst_case_usd=0.0,
+                        detail="the sweep was interrupted" if stopping else reason)
+            return
+        self.change(index, status=PointStatus.INTERRUPTED if stopping else PointStatus.FAILED,
+                    attempts=attempts, worst_case_usd=0.0,
+                    detail=f"{row.detail}; not retried: "
+                           f"{'the sweep was interrupted' if stopping else reason}")
 
     def _attempt(self, index: int, point: SweepPoint, reporter: Reporter,
                  control: PointControl) -> tuple[str, str, ApplyResult | None]:
@@ -525,14 +528,3 @@ def _event_names(result: ApplyResult | None) -> frozenset[str]:
         return frozenset(e.event for e in load_events(result.run_dir / "events.jsonl") if e.event)
     except (RunpodDeployError, OSError):
         return frozenset()
-
-
-def command_line(argv: Sequence[str] | None = None) -> str:
-    """The command line of this process, as a user could paste it."""
-    args = list(sys.argv if argv is None else argv)
-    if args:  # `python -m runpod_deploy` runs `__main__.py`: name the command as it is installed
-        name = os.path.basename(args[0])
-        args[0] = "runpod-deploy" if name == "__main__.py" else name
-    return shlex.join(args)
-
-

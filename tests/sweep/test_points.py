@@ -98,3 +98,42 @@ def test_bad_input_at_the_command_line_creates_nothing(tmp_path: Path, monkeypat
     assert expected in out.output, out.output
     assert "Traceback" not in out.output
     assert not (tmp_path / "state").exists() and not list(tmp_path.iterdir())
+
+
+def _stack_with(tmp_path: Path, extra: str) -> Path:
+    text = (Path(__file__).with_name("data") / "tmpl.yaml").read_text() + extra
+    path = tmp_path / "stack.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_secret_variable_cannot_be_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNPOD_DEPLOY_STATE_DIR", str(tmp_path / "state"))
+    config = _stack_with(tmp_path, "variables:\n  token: {secret: true}\n  seed: '0'\n")
+    out = CliRunner().invoke(app, ["sweep", "--config", str(config), "--provider", "api",
+                                   "--matrix", "token=abc,def"])
+    assert out.exit_code == 1
+    assert "variable 'token' is secret and cannot be swept" in out.output
+    assert "abc" not in out.output and not (tmp_path / "state").exists()
+
+
+def test_points_sharing_one_state_file_cannot_run_at_once(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNPOD_DEPLOY_STATE_DIR", str(tmp_path / "state"))
+    config = _stack_with(tmp_path, f"state_file: {tmp_path / 'one.json'}\n")
+    out = CliRunner().invoke(app, ["sweep", "--config", str(config), "--provider", "api",
+                                   "--matrix", "seed=1,2", "--max-parallel", "2"])
+    assert out.exit_code == 1
+    assert f"points seed=1 and seed=2 share the state file {tmp_path / 'one.json'}" in out.output
+    assert "--max-parallel 1" in out.output
+    assert not (tmp_path / "state").exists() and not (tmp_path / "one.json").exists()
+
+
+def test_the_holder_command_line_masks_a_secret_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime.statestore import _command_line
+
+    monkeypatch.setattr("sys.argv", ["/venv/bin/runpod-deploy", "run", "--var", "token=hunter2",
+                                     "--var=token=hunter2", "--var", "seed=1"])
+    line = _command_line(frozenset({"token"}))
+    assert "hunter2" not in line
+    assert line == "runpod-deploy run --var 'token=<secret:token>' '--var=token=<secret:token>' --var seed=1"

@@ -110,11 +110,49 @@ def _points(matrix: Sequence[str], matrix_file: Optional[Path]) -> "tuple[SweepP
 def _check_stack(config: Path, points: "Sequence[SweepPoint]", cli_vars: Sequence[str],
                  vars_file: Optional[Path], env: Mapping[str, str]) -> list[Any]:  # noqa: UP045
     """Every point's stack, rendered: a bad value in any point stops the sweep before the first
-    pod (nothing is created)."""
+    pod (nothing is created). A secret variable cannot be swept: the points are shown and
+    recorded by their values."""
+    from reconciler.diagnostics import SpecError, error
     from runpod_deploy.api import load_stack
 
-    return [load_stack(config, cli_vars=(*cli_vars, *p.cli_vars), vars_file=vars_file, env=env)
-            for p in points]
+    stacks = [load_stack(config, cli_vars=(*cli_vars, *p.cli_vars), vars_file=vars_file, env=env)
+              for p in points]
+    secret = stacks[0].job.variables.secret_names if stacks else frozenset()
+    swept = sorted({k for p in points for k, _ in p.variables} & secret)
+    if swept:
+        raise SpecError([error(f"variable '{swept[0]}' is secret and cannot be swept",
+                               detail="a sweep shows and records each point by its values; pass "
+                               "a secret with --var or --vars-file, the same for every point",
+                               field_path=f"--matrix {swept[0]}")])
+    return stacks
+
+
+def _refuse_shared_state(points: "Sequence[SweepPoint]", stacks: Sequence[Any],
+                         max_parallel: int) -> None:
+    """Points whose stacks resolve to one state file (a fixed `state_file:` in the template)
+    would lock each other out when run at once: say so before anything starts."""
+    from reconciler.diagnostics import SpecError, error
+
+    if max_parallel < 2:
+        return
+    seen: dict[str, str] = {}
+    for point, stack in zip(points, stacks, strict=True):
+        other = seen.setdefault(str(stack.state_path), point.label)
+        if other != point.label:
+            raise SpecError([error(
+                f"points {other} and {point.label} share the state file {stack.state_path}",
+                detail="the stack's state_file: names one file for every point, so points cannot "
+                "run at once: put a swept variable in it (state_file: ~/.runpod-deploy-{seed}.json), "
+                "remove it, or use --max-parallel 1", field_path="state_file")])
+
+
+def _masked(cli_vars: Sequence[str], secret: frozenset[str]) -> list[str]:
+    """The sweep's `--var`s as the record keeps them: a secret one's value masked."""
+    out = []
+    for item in cli_vars:
+        key, _, _ = item.partition("=")
+        out.append(f"{key}=<secret:{key}>" if key.strip() in secret else item)
+    return out
 
 
 def _preview(config: Path, points: "Sequence[SweepPoint]", cli_vars: Sequence[str],
@@ -168,19 +206,19 @@ def _run(config: Path, points: "Sequence[SweepPoint]", cli_vars: Sequence[str],
         SweepDriver,
         SweepOptions,
         SweepRecord,
-        command_line,
         new_sweep_id,
         sweep_record_path,
     )
 
     stacks = _check_stack(config, points, cli_vars, vars_file, env)
+    _refuse_shared_state(points, stacks, max_parallel)
     sweep_id = new_sweep_id()
     request = ApplyRequest(cli_vars=tuple(cli_vars), vars_file=str(vars_file) if vars_file else None,
                            provider=provider, ssh_key=ssh_key)
     record = SweepRecord(sweep_record_path(env, sweep_id), {
         "sweep_id": sweep_id, "config_path": str(config.absolute()),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command_line": command_line(), "cli_vars": list(cli_vars),
+        "cli_vars": _masked(cli_vars, stacks[0].job.variables.secret_names),
         "vars_file": str(vars_file) if vars_file else None, "provider": provider,
         "max_parallel": max_parallel, "retry": retry, "cost_cap_usd": cap,
     })
