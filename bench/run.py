@@ -1006,6 +1006,90 @@ def scenario_backend(opts: Options) -> list[Row]:
     return rows
 
 
+# -- sweep ------------------------------------------------------------------------------------
+
+SWEEP_STACK = """\
+schema_version: 2
+name: benchsweep
+local:
+  project_root: {project}
+variables:
+  seed: "0"
+pod:
+  image: runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04
+  datacenters: [EU-RO-1]
+  gpu_order: [NVIDIA RTX A4000]
+storage:
+  mode: ephemeral
+  volume_gb: 5
+ssh:
+  key_path: {key}
+budget:
+  cost_cap_usd: 1.0
+  max_runtime_minutes: 10
+  poll_interval_sec: 1
+telemetry:
+  enabled: false
+run:
+  script_path: /workspace/job.sh
+  log_path: /workspace/job.log
+  success_marker: "[bench] DONE"
+  body: |
+    echo "seed={{seed}}"
+    echo "[bench] DONE"
+lifecycle:
+  on_success: delete
+  on_failure: delete
+"""
+
+
+def scenario_sweep(opts: Options) -> list[Row]:
+    """The sweep driver's overhead per point over a single `apply`: the same trivial job (zero
+    boot delays) as N one-point `apply` processes, one after another, and as one `sweep` of N
+    points at `--max-parallel 1`. Per point, the sweep pays neither a process start nor the
+    imports; it does add the fleet checks, the sweep record and the manifest tag."""
+    points = 2 if opts.smoke else 4 if opts.small else 8
+    with BenchSim("sweep", opts, image_pull_sec=0.0, boot_sec=0.0, sshd_delay_sec=0.0) as bench:
+        project = bench.root / "project"
+        project.mkdir()
+        config = bench.root / "sweep.yaml"
+        config.write_text(SWEEP_STACK.format(project=project, key=bench.key))
+        applies: list[float] = []
+        sweeps: list[float] = []
+        for i in range(opts.warmup + opts.repeat):
+            home = bench.root / "home" / f"round{i}"
+            home.mkdir(parents=True)
+            env = {**bench.env, "HOME": str(home)}
+            began = time.perf_counter()
+            for seed in range(points):
+                _run_tool(bench, [str(OURS), "apply", "--yes", "--provider", "api", "--config",
+                                  str(config), "--var", f"seed=a{i}-{seed}"], home)
+            one = (time.perf_counter() - began) / points
+            began = time.perf_counter()
+            done = subprocess.run(
+                [str(OURS), "sweep", "--provider", "api", "--config", str(config), "--matrix",
+                 "seed=" + ",".join(f"s{i}-{n}" for n in range(points)), "--max-parallel", "1",
+                 "--plain"], env=env, cwd=bench.root, capture_output=True, text=True, timeout=600,
+                check=False)
+            per_point = (time.perf_counter() - began) / points
+            if done.returncode != 0:
+                raise RuntimeError(f"sweep exited {done.returncode}: {done.stderr[-2000:]}")
+            if i >= opts.warmup:
+                applies.append(one)
+                sweeps.append(per_point)
+        bench.delete_all_pods()
+    overhead = median(sweeps) - median(applies)
+    note(f"sweep: {median(applies):.2f}s per apply, {median(sweeps):.2f}s per sweep point "
+         f"({overhead * 1000:+.0f} ms)")
+    return [
+        Row("sweep", "sweep: one apply process per point", median(applies),
+            [round(x, 3) for x in applies], extra={"points": points}),
+        Row("sweep", f"sweep: {points} points, --max-parallel 1, per point", median(sweeps),
+            [round(x, 3) for x in sweeps], baseline="sweep: one apply process per point",
+            extra={"points": points, "overhead_ms_per_point": round(overhead * 1000)}),
+    ]
+
+
 SCENARIOS: dict[str, Callable[[Options], list[Row]]] = {
     "startup": scenario_startup,
     "drift": scenario_drift,
@@ -1014,6 +1098,7 @@ SCENARIOS: dict[str, Callable[[Options], list[Row]]] = {
     "pulling": scenario_pulling,
     "failover": scenario_failover,
     "backend": scenario_backend,
+    "sweep": scenario_sweep,
 }
 
 

@@ -41,6 +41,10 @@ class LockHolder:
     host: str
     since: str
     command: str = ""
+    command_line: str = ""
+    """The holder process's command line, as it was typed."""
+    variables: tuple[tuple[str, str], ...] = ()
+    """The variables of the stack instance it holds (a secret one masked)."""
 
     def describe(self) -> str:
         what = f" ({self.command})" if self.command else ""
@@ -48,11 +52,11 @@ class LockHolder:
 
 
 class StateLockedError(StateError):
-    def __init__(self, path: str, holder: LockHolder | None) -> None:
+    def __init__(self, path: str, holder: LockHolder | None, message: str | None = None) -> None:
         self.path = path
         self.holder = holder
         who = holder.describe() if holder else "another process"
-        super().__init__(f"stack is locked by {who}: {path}")
+        super().__init__(message or f"stack is locked by {who}: {path}")
 
 
 class StateCorruptError(StateError):

@@ -392,6 +392,83 @@ def format_run_table(rows: Sequence[RunListing]) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# grouping by sweep (`ls-runs --by-sweep`, `manifest-summary --root DIR --by-sweep`)
+
+
+class SweepGroup(_Row):
+    """The runs of one `runpod-deploy sweep` (or, with `sweep_id` None, those of no sweep)."""
+
+    sweep_id: str | None
+    runs: tuple[tuple[str, dict[str, str] | None, RunManifest], ...]
+    """(where: the run dir name or the manifest path, the point's variables, the manifest)."""
+
+    @property
+    def totals(self) -> ManifestTotals:
+        manifests = [m for _, _, m in self.runs]
+        walls = [m.wall_time_sec for m in manifests if m.wall_time_sec is not None]
+        costs = [m.estimated_cost_usd for m in manifests if m.estimated_cost_usd is not None]
+        return ManifestTotals(
+            manifests=len(manifests),
+            failed=sum(1 for m in manifests if m.failed),
+            wall_time_sec=float(sum(walls)) if walls else None,
+            estimated_cost_usd=float(sum(costs)) if costs else None,
+        )
+
+    def to_json_value(self) -> dict[str, Any]:
+        return {
+            "sweep_id": self.sweep_id,
+            "runs": [{"run": where, "point": point, "outcome": m.outcome.value if m.outcome else None,
+                      "failed": m.failed, "pod_id": m.pod_id, "gpu_id": m.gpu_id,
+                      "wall_time_sec": m.wall_time_sec, "estimated_cost_usd": m.estimated_cost_usd}
+                     for where, point, m in self.runs],
+            "totals": self.totals.model_dump(),
+        }
+
+
+def group_by_sweep(runs: Sequence[tuple[str, RunManifest]]) -> tuple[SweepGroup, ...]:
+    """Runs grouped by the sweep their manifest records, sweeps in the order of their first
+    run, the runs of no sweep last."""
+    groups: dict[str | None, list[tuple[str, dict[str, str] | None, RunManifest]]] = {}
+    for where, manifest in runs:
+        groups.setdefault(manifest.sweep_id, []).append((where, manifest.sweep_point, manifest))
+    order = [k for k in groups if k is not None] + ([None] if None in groups else [])
+    return tuple(SweepGroup(sweep_id=k, runs=tuple(groups[k])) for k in order)
+
+
+def runs_of_project(project_root: Path, *, limit: int | None = None) -> tuple[tuple[str, RunManifest], ...]:
+    """(run dir name, manifest) of each readable run of the project, oldest first."""
+    run_dirs = walk_run_dirs(project_root)
+    if limit is not None:
+        run_dirs = run_dirs[-limit:] if limit > 0 else ()
+    found = []
+    for run_dir in run_dirs:
+        try:
+            found.append((run_dir.name, load_manifest(run_dir)))
+        except RunDirError as error:
+            logger.warning("%s; skipped", error)
+    return tuple(found)
+
+
+def format_sweep_groups(groups: Sequence[SweepGroup]) -> str:
+    """One block per sweep: a header with its totals, then a line per run with its point."""
+    blocks = []
+    for group in groups:
+        totals = group.totals
+        cost = "—" if totals.estimated_cost_usd is None else f"${totals.estimated_cost_usd:.2f}"
+        title = f"sweep {group.sweep_id}" if group.sweep_id else "not in a sweep"
+        lines = [f"== {title}: {totals.manifests} runs, {totals.failed} failed, {cost} =="]
+        width = max(len(where) for where, _, _ in group.runs)
+        for where, point, manifest in group.runs:
+            label = ",".join(f"{k}={v}" for k, v in (point or {}).items()) or "-"
+            outcome = manifest.outcome.value if manifest.outcome else \
+                ("failed" if manifest.failed else "—")
+            est = "—" if manifest.estimated_cost_usd is None else f"${manifest.estimated_cost_usd:.2f}"
+            lines.append(f"{where.ljust(width)}  {label}  {outcome}  {manifest.pod_id or ''}  {est}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+# --------------------------------------------------------------------------------------------
 # compare-runs
 
 COMPARED_FIELDS = (

@@ -290,6 +290,9 @@ _COLLECTION_KEYS = frozenset(
 )
 
 
+_SWEEP_KEYS = ("sweep_id", "sweep_point")
+
+
 class RunManifest(_Record):
     """`runpod_deploy_pull_manifest.json`: what ran, where, for how long, at what price.
 
@@ -328,6 +331,10 @@ class RunManifest(_Record):
     lifecycle_action: LifecycleAction | None = None
     plan_summary: PlanSummary | None = None
     provisioning_attempts: tuple[ProvisioningAttempt, ...] = ()
+    sweep_id: str | None = None
+    """The `runpod-deploy sweep` this run was a point of (absent outside a sweep)."""
+    sweep_point: dict[str, str] | None = None
+    """That point's variables (a secret one masked)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -346,8 +353,13 @@ class RunManifest(_Record):
         return None if value is None else format_utc(value)
 
     def to_json(self) -> str:
-        """The file's text: every key written (nulls included), as the original writes them."""
-        return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+        """The file's text: every key written (nulls included), as the original writes them;
+        the sweep keys only in a sweep's runs."""
+        body = self.model_dump(mode="json")
+        for key in _SWEEP_KEYS:
+            if body.get(key) is None:
+                body.pop(key, None)
+        return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
 def estimate_cost_usd(

@@ -8,7 +8,7 @@
   pod (or a pending operation) is `StateMismatchError`; one that records nothing is taken over
   with a note (a sweep template's shared `state_file:`).
 - `lock` is a `filelock` on `<file>.lock` plus a holder record (`<file>.lock.holder`: pid, host,
-  since, command) that a second apply reads for its message. The OS drops a dead process's
+  since, command, command line, the instance's variables) that a second apply reads for its message. The OS drops a dead process's
   lock, so a holder record left by a dead pid on this host is simply replaced.
 
 With a shared backend (`s3://...`, see `runtime.backends`) the same interface reads and writes
@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler.redaction import MARKER
 from reconciler.state import StackIdentity, StackState, StateDecodeError
 from runtime.errors import (
     LockHolder,
@@ -53,6 +54,7 @@ __all__ = [
     "StateStore",
     "backup_path",
     "lock_path",
+    "locked_message",
     "migrated_marker",
     "open_store",
     "publish_run",
@@ -201,6 +203,44 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _command_line(secret: frozenset[str] = frozenset()) -> str:
+    """This process's command line as typed (`runpod-deploy run --config t.yaml --var seed=1`),
+    the value of a `--var` of a secret variable masked as the state masks it."""
+    import shlex
+    import sys
+
+    args = list(sys.argv)
+    for i, arg in enumerate(args):
+        given = arg.removeprefix("--var=") if arg.startswith("--var=") else \
+            arg if i > 0 and args[i - 1] == "--var" else None
+        if given is not None and given.partition("=")[0] in secret:
+            key = given.partition("=")[0]
+            args[i] = ("--var=" if arg.startswith("--var=") else "") + f"{key}={MARKER}"
+    if args:  # `python -m runpod_deploy` runs `__main__.py`: name the command as it is installed
+        name = os.path.basename(args[0])
+        args[0] = "runpod-deploy" if name == "__main__.py" else name
+    return shlex.join(args)
+
+
+def locked_message(path: str, holder: LockHolder | None) -> str:
+    """What a run that finds its stack instance locked is told: who holds it (command line and
+    variables), that other variables would be an instance of their own, and that the same
+    variables must wait or fail. The one place this message is composed."""
+    if holder is None:
+        who = "another process (it left no holder record)"
+    else:
+        who = holder.describe()
+        if holder.command_line:
+            who += f", command line: {holder.command_line}"
+    values = ("with variables " + ", ".join(f"{k}={v}" for k, v in holder.variables)
+              if holder is not None and holder.variables else "with no --var/--vars-file values")
+    return (f"stack is locked by {who} ({values}): {path}. A run with other variables is an "
+            "instance of its own (its own state, lock and pods) and is not blocked by this one; "
+            "a run with the same variables is the same instance and must wait until that run "
+            "ends (or fails now, as this one did). To run several values at once, give each "
+            "its own --var values, or use `runpod-deploy sweep`.")
 
 
 class StateStore:
@@ -385,9 +425,13 @@ class StateStore:
             return info.holder() if info is not None else None
         try:
             data = json.loads(_holder_path(self.path).read_text())
+            variables = data.get("variables") or {}
             return LockHolder(pid=int(data["pid"]), host=str(data["host"]),
-                              since=str(data["since"]), command=str(data.get("command", "")))
-        except (OSError, ValueError, KeyError, TypeError):
+                              since=str(data["since"]), command=str(data.get("command", "")),
+                              command_line=str(data.get("command_line", "")),
+                              variables=tuple(sorted((str(k), str(v))
+                                                     for k, v in dict(variables).items())))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def lock_description(self) -> str | None:
@@ -434,15 +478,22 @@ class StateStore:
                 try:
                     lock.acquire(timeout=max(timeout, 1.0))
                 except filelock.Timeout:
-                    raise StateLockedError(str(self.path), self.holder()) from None
+                    holder = self.holder()
+                    raise StateLockedError(str(self.path), holder,
+                                           locked_message(str(self.path), holder)) from None
             else:
-                raise StateLockedError(str(self.path), holder) from None
+                raise StateLockedError(str(self.path), holder,
+                                       locked_message(str(self.path), holder)) from None
+        variables = dict(self.identity.variables or {}) if self.identity is not None else {}
         me = LockHolder(pid=os.getpid(), host=socket.gethostname(),
-                        since=datetime.now(UTC).isoformat(timespec="seconds"), command=command)
+                        since=datetime.now(UTC).isoformat(timespec="seconds"), command=command,
+                        command_line=_command_line(frozenset(
+                            k for k, v in variables.items() if v == MARKER)),
+                        variables=tuple(sorted(variables.items())))
         try:
             _atomic_write(_holder_path(self.path), json.dumps(
-                {"pid": me.pid, "host": me.host, "since": me.since,
-                 "command": me.command}).encode())
+                {"pid": me.pid, "host": me.host, "since": me.since, "command": me.command,
+                 "command_line": me.command_line, "variables": variables}).encode())
             yield me
         finally:
             with contextlib.suppress(FileNotFoundError):

@@ -14,11 +14,12 @@ from collections.abc import Callable
 
 import typer
 
-from runpod_deploy.commands import apply, core, drift, forensics, ops, sim, state
+from runpod_deploy.commands import apply, core, drift, forensics, ops, sim, state, sweep
 
 COMMAND_MODULES: tuple[Callable[[typer.Typer], None], ...] = (
     core.register,
     apply.register,
+    sweep.register,
     forensics.register,
     drift.register,
     ops.register,

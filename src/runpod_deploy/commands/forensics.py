@@ -94,6 +94,9 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--root", help="Summarise every manifest under DIR, with totals."),
         ] = None,
+        by_sweep: Annotated[bool, typer.Option(
+            "--by-sweep", help="With --root: group the runs by the sweep that ran them, with "
+            "totals per sweep.")] = False,
         as_json: _JSON = False,
         verbose: VerboseOpt = False,
         quiet: QuietOpt = False,
@@ -124,7 +127,16 @@ def register(app: typer.Typer) -> None:
                 typer.echo(forensics.format_manifest_summary(loaded))
         elif root is not None and manifest is None:
             rollup = forensics.collect_manifests(root)
-            if as_json:
+            if by_sweep:
+                groups = forensics.group_by_sweep([(str(p), m) for p, m in rollup.readable])
+                if as_json:
+                    typer.echo(json.dumps({"sweeps": [g.to_json_value() for g in groups],
+                                           "totals": rollup.totals.model_dump()}, indent=2))
+                elif groups:
+                    typer.echo(forensics.format_sweep_groups(groups))
+                else:
+                    typer.echo(f"no manifests found under {root}", err=True)
+            elif as_json:
                 typer.echo(json.dumps(rollup.to_json_value(), indent=2))
             elif rollup.totals.manifests == 0:
                 typer.echo(f"no manifests found under {root}", err=True)
@@ -226,6 +238,9 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option("--limit", min=0, help="Only the N most recent runs "
                                      "(0: every run, as in the original).")
         ] = None,
+        by_sweep: Annotated[bool, typer.Option(
+            "--by-sweep", help="Group the runs by the sweep that ran them (with each run's "
+            "point and totals per sweep).")] = False,
         as_json: _JSON = False,
         verbose: VerboseOpt = False,
         quiet: QuietOpt = False,
@@ -245,6 +260,15 @@ def register(app: typer.Typer) -> None:
                 typer.echo(forensics.format_run_table(rows))
             return
         resolved = project_root.resolve()
+        if by_sweep:
+            groups = forensics.group_by_sweep(forensics.runs_of_project(resolved, limit=limit or None))
+            if as_json:
+                typer.echo(json.dumps([g.to_json_value() for g in groups], indent=2))
+            elif not groups:
+                typer.echo(f"no runs found under {resolved / 'artifacts' / 'runpod'}", err=True)
+            else:
+                typer.echo(forensics.format_sweep_groups(groups))
+            return
         rows = forensics.list_runs(resolved, limit=limit or None)
         if as_json:
             typer.echo(json.dumps([row.model_dump() for row in rows], indent=2))
