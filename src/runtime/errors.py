@@ -51,12 +51,30 @@ class LockHolder:
         return f"pid {self.pid} on {self.host} since {self.since}{what}"
 
 
+def locked_message(path: str, holder: LockHolder | None) -> str:
+    """What a run that finds its stack instance locked is told: who holds it (command line and
+    variables), that other variables would be an instance of their own, and that the same
+    variables must wait or fail. The one place this message is composed."""
+    if holder is None:
+        who = "another process (it left no holder record)"
+    else:
+        who = holder.describe()
+        if holder.command_line:
+            who += f", command line: {holder.command_line}"
+    values = ("with variables " + ", ".join(f"{k}={v}" for k, v in holder.variables)
+              if holder is not None and holder.variables else "with no --var/--vars-file values")
+    return (f"stack is locked by {who} ({values}): {path}. A run with other variables is an "
+            "instance of its own (its own state, lock and pods) and is not blocked by this one; "
+            "a run with the same variables is the same instance and must wait until that run "
+            "ends (or fails now, as this one did). To run several values at once, give each "
+            "its own --var values, or use `runpod-deploy sweep`.")
+
+
 class StateLockedError(StateError):
     def __init__(self, path: str, holder: LockHolder | None, message: str | None = None) -> None:
         self.path = path
         self.holder = holder
-        who = holder.describe() if holder else "another process"
-        super().__init__(message or f"stack is locked by {who}: {path}")
+        super().__init__(message or locked_message(path, holder))
 
 
 class StateCorruptError(StateError):

@@ -41,6 +41,7 @@ from runtime.errors import (
     StateError,
     StateLockedError,
     StateMismatchError,
+    locked_message,
 )
 from runtime.failpoints import crash_point
 
@@ -222,25 +223,6 @@ def _command_line(secret: frozenset[str] = frozenset()) -> str:
         name = os.path.basename(args[0])
         args[0] = "runpod-deploy" if name == "__main__.py" else name
     return shlex.join(args)
-
-
-def locked_message(path: str, holder: LockHolder | None) -> str:
-    """What a run that finds its stack instance locked is told: who holds it (command line and
-    variables), that other variables would be an instance of their own, and that the same
-    variables must wait or fail. The one place this message is composed."""
-    if holder is None:
-        who = "another process (it left no holder record)"
-    else:
-        who = holder.describe()
-        if holder.command_line:
-            who += f", command line: {holder.command_line}"
-    values = ("with variables " + ", ".join(f"{k}={v}" for k, v in holder.variables)
-              if holder is not None and holder.variables else "with no --var/--vars-file values")
-    return (f"stack is locked by {who} ({values}): {path}. A run with other variables is an "
-            "instance of its own (its own state, lock and pods) and is not blocked by this one; "
-            "a run with the same variables is the same instance and must wait until that run "
-            "ends (or fails now, as this one did). To run several values at once, give each "
-            "its own --var values, or use `runpod-deploy sweep`.")
 
 
 class StateStore:
@@ -479,17 +461,11 @@ class StateStore:
                     lock.acquire(timeout=max(timeout, 1.0))
                 except filelock.Timeout:
                     holder = self.holder()
-                    raise StateLockedError(str(self.path), holder,
-                                           locked_message(str(self.path), holder)) from None
+                    raise StateLockedError(str(self.path), holder) from None
             else:
-                raise StateLockedError(str(self.path), holder,
-                                       locked_message(str(self.path), holder)) from None
-        variables = dict(self.identity.variables or {}) if self.identity is not None else {}
-        me = LockHolder(pid=os.getpid(), host=socket.gethostname(),
-                        since=datetime.now(UTC).isoformat(timespec="seconds"), command=command,
-                        command_line=_command_line(frozenset(
-                            k for k, v in variables.items() if v == MARKER)),
-                        variables=tuple(sorted(variables.items())))
+                raise StateLockedError(str(self.path), holder) from None
+        me = self._me(command)
+        variables = dict(me.variables)
         try:
             _atomic_write(_holder_path(self.path), json.dumps(
                 {"pid": me.pid, "host": me.host, "since": me.since, "command": me.command,
@@ -499,6 +475,15 @@ class StateStore:
             with contextlib.suppress(FileNotFoundError):
                 _holder_path(self.path).unlink()
             lock.release()
+
+    def _me(self, command: str) -> LockHolder:
+        """This process as a lock holder: its command line and the instance's variables."""
+        variables = dict(self.identity.variables or {}) if self.identity is not None else {}
+        return LockHolder(pid=os.getpid(), host=socket.gethostname(),
+                          since=datetime.now(UTC).isoformat(timespec="seconds"), command=command,
+                          command_line=_command_line(frozenset(
+                              k for k, v in variables.items() if v == MARKER)),
+                          variables=tuple(sorted(variables.items())))
 
     @contextlib.contextmanager
     def _lease_lock(self, command: str) -> Iterator[LockHolder]:
@@ -519,7 +504,7 @@ class StateStore:
         ensure_conditional_writes(self.backend)
         lease = Lease(self.backend, self.key,
                       lease_sec=url.lease_sec if url is not None else DEFAULT_LEASE_SEC,
-                      command=command, stack=self.stack_label)
+                      command=command, stack=self.stack_label, holder=self._me(command))
         lease.acquire()
         self._lease, self._locked = lease, True
         try:

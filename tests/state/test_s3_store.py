@@ -182,6 +182,23 @@ def test_the_lock_names_its_holder_and_one_of_many_racers_wins(moto_s3: S3, buck
     assert read_lease(open_backend(parse_backend_url(url)), "stacks/train-01234567.json")[1] is None
 
 
+def test_a_shared_lock_names_the_holders_command_line_and_variables(moto_s3: S3, bucket: str,
+                                                                    tmp_path: Path) -> None:
+    """The locked-stack message is the same on a shared backend as on a local file: the holder's
+    command line and the instance's variables, and that other values are their own instance."""
+    url = s3_url(moto_s3.endpoint, bucket)
+    seeded = IDENTITY.model_copy(update={"variables": {"seed": "1"}})
+    holder = open_store(tmp_path / "local" / "stacks" / "train@1.json", seeded, url)
+    with holder.lock(command="apply stack.yaml"), pytest.raises(RemoteLockedError) as refused:
+        with open_store(tmp_path / "other" / "stacks" / "train@1.json", seeded, url).lock(
+                command="apply stack.yaml"):
+            pass
+    message = str(refused.value)
+    assert "with variables seed=1" in message and "command line: " in message
+    assert "instance of its own" in message and "state unlock" in message
+    assert refused.value.holder is not None and refused.value.holder.variables == (("seed", "1"),)
+
+
 def test_a_store_that_ignores_conditional_writes_is_refused_for_locking(
         moto_s3: S3, bucket: str, tmp_path: Path, fault_proxy: FaultProxy) -> None:
     fault_proxy.add(Rule("PUT", "/_runpod-deploy/probe-", times=10, strip_conditions=True))

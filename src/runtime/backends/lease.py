@@ -14,6 +14,7 @@ with the reason (RunPod's network-volume S3 API documents none); `?lock=off` opt
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
 import os
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from runtime.backends import BackendError, ConditionFailed, StateBackend
-from runtime.errors import LockHolder, StateError, StateLockedError
+from runtime.errors import LockHolder, StateError, StateLockedError, locked_message
 
 __all__ = [
     "Lease",
@@ -58,11 +59,16 @@ class LeaseInfo:
     command: str
     since: str
     expires_at: float
+    command_line: str = ""
+    variables: tuple[tuple[str, str], ...] = ()
+    """The stack instance's variables (a secret one masked), for the locked-stack message."""
 
     def to_bytes(self) -> bytes:
         return json.dumps({"id": self.lock_id, "user": self.user, "host": self.host,
                            "pid": self.pid, "command": self.command, "since": self.since,
-                           "expires_at": round(self.expires_at, 3)}, sort_keys=True).encode()
+                           "expires_at": round(self.expires_at, 3),
+                           "command_line": self.command_line,
+                           "variables": dict(self.variables)}, sort_keys=True).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LeaseInfo | None:
@@ -71,8 +77,11 @@ class LeaseInfo:
             return cls(lock_id=str(raw["id"]), user=str(raw.get("user", "")),
                        host=str(raw["host"]), pid=int(raw["pid"]),
                        command=str(raw.get("command", "")), since=str(raw["since"]),
-                       expires_at=float(raw["expires_at"]))
-        except (ValueError, KeyError, TypeError):
+                       expires_at=float(raw["expires_at"]),
+                       command_line=str(raw.get("command_line", "")),
+                       variables=tuple(sorted((str(k), str(v)) for k, v in
+                                              dict(raw.get("variables") or {}).items())))
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def expired(self, now: float) -> bool:
@@ -80,7 +89,8 @@ class LeaseInfo:
 
     def holder(self) -> LockHolder:
         who = f"{self.user}@{self.host}" if self.user else self.host
-        return LockHolder(pid=self.pid, host=who, since=self.since, command=self.command)
+        return LockHolder(pid=self.pid, host=who, since=self.since, command=self.command,
+                          command_line=self.command_line, variables=self.variables)
 
     def describe(self) -> str:
         until = datetime.fromtimestamp(self.expires_at, UTC).isoformat(timespec="seconds")
@@ -93,12 +103,12 @@ class RemoteLockedError(StateLockedError):
     def __init__(self, where: str, info: LeaseInfo | None, stack: str) -> None:
         super().__init__(where, info.holder() if info else None)
         self.info = info
+        message = locked_message(where, info.holder() if info else None)
         if info is not None:
-            message = (f"stack is locked by {info.describe()}: {where}; if that process is gone, "
-                       f"wait for the lease to expire or run: runpod-deploy state unlock {stack} "
-                       f"{info.lock_id}")
-        else:
-            message = f"stack is locked by another process: {where}"
+            until = datetime.fromtimestamp(info.expires_at, UTC).isoformat(timespec="seconds")
+            message += (f" Its lease runs until {until} (lock id {info.lock_id}); if that process "
+                        "is gone, wait for the lease to expire or run: runpod-deploy state unlock "
+                        f"{stack} {info.lock_id}")
         self.args = (message,)
 
 
@@ -155,7 +165,7 @@ class Lease:
     """One held lock: acquire, renew in the background, verify before a write, release."""
 
     def __init__(self, backend: StateBackend, key: str, *, lease_sec: float, command: str,
-                 stack: str) -> None:
+                 stack: str, holder: LockHolder | None = None) -> None:
         self.backend = backend
         self.key = lease_key(key)
         self.state_key = key
@@ -165,7 +175,9 @@ class Lease:
         self.info = LeaseInfo(lock_id=uuid.uuid4().hex[:12], user=_user(),
                               host=socket.gethostname(), pid=os.getpid(), command=command,
                               since=datetime.now(UTC).isoformat(timespec="seconds"),
-                              expires_at=now + lease_sec)
+                              expires_at=now + lease_sec,
+                              command_line=holder.command_line if holder else "",
+                              variables=holder.variables if holder else ())
         self._version: str | None = None
         self._guard = threading.Lock()
         self._stop = threading.Event()
@@ -203,9 +215,7 @@ class Lease:
 
     def _renewed(self) -> LeaseInfo:
         info = self.info
-        return LeaseInfo(lock_id=info.lock_id, user=info.user, host=info.host, pid=info.pid,
-                         command=info.command, since=info.since,
-                         expires_at=time.time() + self.lease_sec)
+        return dataclasses.replace(info, expires_at=time.time() + self.lease_sec)
 
     def renew(self) -> None:
         """Extend the lease now; sets `lost` when another process took the lock over."""
