@@ -189,10 +189,10 @@ def test_a_shared_lock_names_the_holders_command_line_and_variables(moto_s3: S3,
     url = s3_url(moto_s3.endpoint, bucket)
     seeded = IDENTITY.model_copy(update={"variables": {"seed": "1"}})
     holder = open_store(tmp_path / "local" / "stacks" / "train@1.json", seeded, url)
-    with holder.lock(command="apply stack.yaml"), pytest.raises(RemoteLockedError) as refused:
-        with open_store(tmp_path / "other" / "stacks" / "train@1.json", seeded, url).lock(
-                command="apply stack.yaml"):
-            pass
+    other = open_store(tmp_path / "other" / "stacks" / "train@1.json", seeded, url)
+    with holder.lock(command="apply stack.yaml"), pytest.raises(RemoteLockedError) as refused, \
+            other.lock(command="apply stack.yaml"):
+        pass
     message = str(refused.value)
     assert "with variables seed=1" in message and "command line: " in message
     assert "instance of its own" in message and "state unlock" in message
