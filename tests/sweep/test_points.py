@@ -136,4 +136,4 @@ def test_the_holder_command_line_masks_a_secret_var(monkeypatch: pytest.MonkeyPa
                                      "--var=token=hunter2", "--var", "seed=1"])
     line = _command_line(frozenset({"token"}))
     assert "hunter2" not in line
-    assert line == "runpod-deploy run --var 'token=<secret:token>' '--var=token=<secret:token>' --var seed=1"
+    assert line == "runpod-deploy run --var 'token=<redacted>' '--var=token=<redacted>' --var seed=1"

@@ -148,10 +148,12 @@ def _refuse_shared_state(points: "Sequence[SweepPoint]", stacks: Sequence[Any],
 
 def _masked(cli_vars: Sequence[str], secret: frozenset[str]) -> list[str]:
     """The sweep's `--var`s as the record keeps them: a secret one's value masked."""
+    from reconciler.redaction import MARKER
+
     out = []
     for item in cli_vars:
         key, _, _ = item.partition("=")
-        out.append(f"{key}=<secret:{key}>" if key.strip() in secret else item)
+        out.append(f"{key}={MARKER}" if key.strip() in secret else item)
     return out
 
 
