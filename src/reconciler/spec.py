@@ -308,6 +308,10 @@ class Lifecycle(_Section):
 
     on_success: LifecycleAction = LifecycleAction.DELETE
     on_failure: LifecycleAction = LifecycleAction.STOP
+    self_stop_after_sec: Annotated[StrictInt, Field(ge=0)] | None = 300
+    """Once the job has ended, a client has this long to finish the run (pull, lifecycle);
+    then the pod stops itself from inside (`runpodctl pod stop`), so a pod nobody watches stops
+    billing GPU time. Stop, never delete. null: never."""
 
     @field_validator("on_success", "on_failure", mode="before")
     @classmethod

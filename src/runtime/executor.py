@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from reconciler.diagnostics import RunpodDeployError
 from reconciler.observed import Catalog
 from reconciler.placement import place
-from reconciler.plan import PlacementOptions, Plan
+from reconciler.plan import AttachRun, PlacementOptions, Plan
 from reconciler.redaction import Redactor
 from reconciler.spec import JobSpec
 from reconciler.state import LastRun, StackState
@@ -92,7 +92,17 @@ class Transports:
 class JobRunnerLike(Protocol):
     """The job part as the coordinator sees it (`runtime.jobrun.JobRunner`, or a fake)."""
 
-    def run(self, run: RunProgress, session: Any, run_dir: Path, events: EventLog) -> None: ...
+    def run(
+        self,
+        run: RunProgress,
+        session: Any,
+        run_dir: Path,
+        events: EventLog,
+        *,
+        journal: StateJournal | None = None,
+        attach: AttachRun | None = None,
+        detach: bool = False,
+    ) -> None: ...
 
 
 class Executor:
@@ -148,8 +158,14 @@ class Executor:
         )
         self._warm_ssh = transports.session_factory is ssh_session
 
-    def apply(self, plan: Plan, state: StackState, *, run_dir: Path, events: EventLog) -> ApplyResult:
-        """Carry out `plan` from `state` (both made under the lock the caller holds)."""
+    def apply(
+        self, plan: Plan, state: StackState, *, run_dir: Path, events: EventLog, detach: bool = False
+    ) -> ApplyResult:
+        """Carry out `plan` from `state` (both made under the lock the caller holds).
+
+        A plan that attaches (`plan.attach`) runs in the earlier run's dir (`run_dir` is it):
+        no job is launched, the rest of the earlier run is carried out. With `detach` the
+        apply returns once the job runs: no lifecycle, no manifest; `attach` finishes it."""
         if plan.state_lineage not in (None, state.lineage) or plan.state_serial != state.serial:
             raise StalePlanError(
                 f"the plan was made against state serial {plan.state_serial}, the state is now at "
@@ -169,11 +185,15 @@ class Executor:
         )
         started = self.clock.monotonic()
         outcome, detail = RunOutcome.SUCCEEDED, "success marker seen"
-        events.emit(EventName.RUN_STARTED, job_name=self.spec.name, steps=[s.kind.value for s in plan.steps])
+        if plan.attach is None:
+            events.emit(EventName.RUN_STARTED, job_name=self.spec.name, steps=[s.kind.value for s in plan.steps])
         with _signals_as_interrupts():
             try:
                 provisioner.provision(plan, journal, run, events)
-                self.job_runner.run(run, self.connector.session, run_dir, events)
+                self.job_runner.run(run, self.connector.session, run_dir, events, journal=journal,
+                                    attach=plan.attach, detach=detach and plan.attach is None)
+                if detach and plan.attach is None:
+                    return self._detached(journal, run, run_dir, events)
             except (KeyboardInterrupt, Interrupted):
                 outcome, detail = RunOutcome.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM)"
                 self.lifecycle.recover_interrupted_create(journal, run)
@@ -210,6 +230,24 @@ class Executor:
             state=journal.state,
             lifecycle_action=action,
             attempts=run.attempts,
+        )
+
+    def _detached(self, journal: StateJournal, run: RunProgress, run_dir: Path, events: EventLog) -> ApplyResult:
+        """The job runs on, watched by the pod's watchdog and self-stop; its record stays in
+        the state for `attach` / the next `apply`."""
+        self.connector.close()
+        journal.finished_detached(LastRun(run_id=run_dir.name, run_dir=str(run_dir), outcome="detached"))
+        events.sync()
+        return ApplyResult(
+            outcome=RunOutcome.SUCCEEDED,
+            detail=f"detached: the job runs on pod {run.pod.pod_id if run.pod else '?'}; "
+            "`runpod-deploy attach` finishes the run",
+            run_dir=run_dir,
+            manifest_path=None,
+            pod_id=run.pod.pod_id if run.pod else None,
+            state=journal.state,
+            attempts=run.attempts,
+            detached=True,
         )
 
 

@@ -18,13 +18,16 @@ from typing import Any
 from reconciler.desired import preflight_commands
 from reconciler.diagnostics import RunpodDeployError
 from reconciler.observed import PodStatus
+from reconciler.plan import AttachRun
 from reconciler.redaction import Redactor
 from reconciler.spec import JobSpec
-from runtime import phases, telemetry
+from reconciler.state import RunJob
+from runtime import jobscripts, phases, telemetry
 from runtime.background import Background
 from runtime.clock import Clock
 from runtime.errors import ProviderError
 from runtime.jobscripts import stop_command
+from runtime.journal import StateJournal
 from runtime.outcome import ArtifactsMissingError, RunProgress
 from runtime.providers.protocol import PodProvider
 from runtime.reporter import Reporter
@@ -111,9 +114,24 @@ class JobRunner:
         self.rsync_factory = rsync_factory
         self.job_status_every_sec = job_status_every_sec
 
-    def run(self, run: RunProgress, session: Any, run_dir: Path, events: EventLog) -> None:
+    def run(
+        self,
+        run: RunProgress,
+        session: Any,
+        run_dir: Path,
+        events: EventLog,
+        *,
+        journal: StateJournal | None = None,
+        attach: AttachRun | None = None,
+        detach: bool = False,
+    ) -> None:
         """setup, secrets, stage, preflight, launch, monitor, then the pulls and the end
-        snapshot whatever happened; raises what ended the job (see `outcome.classify`)."""
+        snapshot whatever happened; raises what ended the job (see `outcome.classify`).
+
+        With `attach` (an earlier run's job, `run_dir` its run dir) nothing is set up or
+        launched: the monitor picks the log up where the run dir's copy ends. With `detach`
+        it returns right after the launch, the job running on under the pod's watchdog and
+        self-stop. `journal` records the job's handle before the launch."""
         assert run.pod is not None
         shell = PodShell(session)
         events.emit(EventName.POD_READY, pod_id=run.pod.pod_id, resumed=run.resumed)
@@ -139,29 +157,67 @@ class JobRunner:
                 budget=spend,
                 pod_watch=PodWatch(self.provider, run.pod.pod_id),
                 env=dict(self.env),
+                attempt=attach.attempt if attach is not None else 1,
             )
-            self._job_phases(ctx, run, run_dir)
+            pod_id, hourly = run.pod.pod_id, run.hourly_usd
+            if attach is not None and attach.exit_code is None and not self._job_exists(ctx):
+                # Journaled, then the client died before the launch went through: the job never
+                # started, so it starts now, in the run's own dir.
+                self.reporter.warning(f"run {attach.run_id}'s job never started; launching it")
+                attach = None
+            if journal is not None and attach is None:
+                ctx.before_launch = lambda: journal.job_launching(RunJob(
+                    run_id=run_dir.name, run_dir=str(run_dir), pod_id=pod_id, control_dir=control_dir,
+                    log_path=self.spec.run.log_path, durable_exit_code_path=ctx.durable_exit_code_path,
+                    launched_at=self.clock.now().isoformat(timespec="seconds"), attempt=ctx.attempt,
+                    hourly_usd=hourly, detached=detach,
+                ))
+                ctx.launched = lambda pid: journal.job_updated(pid=pid)
+            if attach is not None:
+                ctx.run_started = run.run_started = True
+                events.emit(EventName.RUN_ATTACHED, run_id=attach.run_id, pod_id=pod_id,
+                            elapsed_sec=attach.elapsed_sec, resumed=run.resumed)
+                self.reporter.info(f"attached to run {attach.run_id} on pod {pod_id}")
+            self._job_phases(ctx, run, run_dir, attach=attach is not None, detach=detach)
 
-    def _job_phases(self, ctx: phases.JobContext, run: RunProgress, run_dir: Path) -> None:
+    @staticmethod
+    def _job_exists(ctx: phases.JobContext) -> bool:
+        """True when the control dir (or the volume) knows the job: running or exited."""
+        output = ctx.shell.run(
+            jobscripts.status_command(control_dir=ctx.control_dir, durable_exit_code_path=ctx.durable_exit_code_path),
+            timeout=30, check=False,
+        )
+        return jobscripts.parse_status(output.stdout)[0] != "unknown"
+
+    def _job_phases(
+        self, ctx: phases.JobContext, run: RunProgress, run_dir: Path, *, attach: bool = False, detach: bool = False
+    ) -> None:
         spec, tel = self.spec, self.spec.telemetry
         warn = self.reporter.warning
-        run.telemetry_files.extend(
-            telemetry.capture_snapshots(
-                ctx.shell, run_dir, phase="start", telemetry_spec=tel, pod=run.pod,
-                redactor=self.redactor, warn=warn,
+        if not attach:
+            run.telemetry_files.extend(
+                telemetry.capture_snapshots(
+                    ctx.shell, run_dir, phase="start", telemetry_spec=tel, pod=run.pod,
+                    redactor=self.redactor, warn=warn,
+                )
             )
-        )
         sampler: telemetry.MetricsSampler | None = None
         result: phases.MonitorResult | None = None
+        detached = False
         try:
-            phases.run_commands(ctx, "setup", spec.setup)
-            phases.stage_secrets(ctx)
-            phases.push_staging(ctx)
-            phases.run_commands(ctx, "preflight", preflight_commands(spec))
-            # From here the job may be running: an interrupt that lands inside the launch must
-            # still stop it and pull its log (stopping a job that never started is harmless).
-            run.run_started = True
-            phases.launch(ctx)
+            if not attach:
+                phases.run_commands(ctx, "setup", spec.setup)
+                phases.stage_secrets(ctx)
+                phases.push_staging(ctx)
+                phases.run_commands(ctx, "preflight", preflight_commands(spec))
+                # From here the job may be running: an interrupt that lands inside the launch must
+                # still stop it and pull its log (stopping a job that never started is harmless).
+                run.run_started = True
+                phases.launch(ctx)
+                if detach:
+                    detached = True
+                    ctx.events.emit(EventName.RUN_DETACHED, control_dir=ctx.control_dir)
+                    return
             if tel.enabled:
                 metrics = MetricsLog(run_dir / "metrics.jsonl", now=self.clock.now, redactor=self.redactor)
                 sampler = telemetry.MetricsSampler(
@@ -169,14 +225,19 @@ class JobRunner:
                     workspace_path=spec.storage.volume_mount, capture_gpu=tel.capture_nvidia_smi, warn=warn,
                 )
                 sampler.start()
-            result = phases.monitor(ctx, job_status_every_sec=self.job_status_every_sec)
+            result = phases.monitor(
+                ctx, job_status_every_sec=self.job_status_every_sec,
+                log_copy=run_dir / posixpath.basename(spec.run.log_path),
+            )
         finally:
             if sampler is not None:
                 sampler.request_stop()  # a sample in flight ends while the pulls run
-            if run.run_started and (result is None or result.outcome is not phases.JobOutcome.SUCCEEDED):
+            if detached:
+                pass  # the job runs on; `attach` finishes the run
+            elif run.run_started and (result is None or result.outcome is not phases.JobOutcome.SUCCEEDED):
                 with contextlib.suppress(RunpodDeployError):
                     ctx.shell.run(stop_command(control_dir=ctx.control_dir), timeout=60, check=False)
-            if run.run_started:
+            if run.run_started and not detached:
                 ok = result is not None and result.outcome is phases.JobOutcome.SUCCEEDED
                 with contextlib.suppress(RunpodDeployError, OSError):
                     # The end snapshot (pip freeze is most of it) runs over the command
@@ -187,13 +248,18 @@ class JobRunner:
                     ))
                     run.artifacts = phases.pull_artifacts(ctx, best_effort=True)
                     run.telemetry_files.extend(end_snapshot.result())
+                    # The client has the results and stays in charge: the pod's self-stop
+                    # waiter stands down (the lifecycle decides what becomes of the pod).
+                    ctx.shell.run(jobscripts.mark_finished_command(control_dir=ctx.control_dir), timeout=30, check=False)
                 missing = [a.label for a in run.artifacts if a.required and a.status is ArtifactStatus.FAILED]
                 if ok and missing:
                     raise ArtifactsMissingError(f"required artifacts could not be pulled: {missing}")
-            elif result is None:
+            elif result is None and not detached:
                 self.reporter.warning("skipping artifact pulls: the run script never started")
             if sampler is not None:
                 sampler.stop()
                 run.telemetry_files.append("metrics.jsonl")
+        if detached:
+            return
         assert result is not None
         phases.raise_for(result)

@@ -76,6 +76,8 @@ class ApplyResult:
     state: StackState
     lifecycle_action: RecordedAction | None = None
     attempts: tuple[ProvisioningAttempt, ...] = ()
+    detached: bool = False
+    """`apply --detach`: the job was launched and runs on; nothing was pulled yet."""
 
     @property
     def exit_code(self) -> int:

@@ -79,7 +79,8 @@ class Provisioner:
             elif step.kind is StepKind.CREATE:
                 self._create(journal, run, events)
             elif step.kind is StepKind.RESUME:
-                self._resume(step.pod_id or "", journal, run, events)
+                # Attaching to a run only needs the pod's disks: zero GPUs will do.
+                self._resume(step.pod_id or "", journal, run, events, zero_gpu_ok=plan.attach is not None)
             elif step.kind in (StepKind.ADOPT, StepKind.NOOP):
                 self._reuse(step.pod_id or "", journal, run, events, adopt=step.kind is StepKind.ADOPT)
         if run.pod is None:
@@ -146,7 +147,9 @@ class Provisioner:
             EventName.GPU_SELECTED, gpu_id=result.candidate.gpu_type_id, datacenter_id=result.candidate.datacenter_id
         )
 
-    def _resume(self, pod_id: str, journal: StateJournal, run: RunProgress, events: EventLog) -> None:
+    def _resume(
+        self, pod_id: str, journal: StateJournal, run: RunProgress, events: EventLog, *, zero_gpu_ok: bool = False
+    ) -> None:
         record = journal.state.pod
         gpu_count = (record.gpu_count if record and record.gpu_count else None) or self.spec.pod.gpu_count
         journal.begin("start", pod_name=record.name if record else "", pod_id=pod_id)
@@ -158,7 +161,7 @@ class Provisioner:
             self._replace_unresumable(pod_id, str(error), journal, run, events)
             return
         journal.confirmed()
-        if resumed.gpu_count == 0:
+        if resumed.gpu_count == 0 and not zero_gpu_ok:
             # RunPod resumes a pod whose host gave its GPUs away with gpuCount 0, and bills it.
             self._replace_unresumable(pod_id, f"it came back with 0 GPUs (asked for {gpu_count})", journal, run, events)
             return
@@ -169,7 +172,7 @@ class Provisioner:
             clock=self.clock,
             reporter=self.reporter,
         )
-        if pod.gpu_count == 0:
+        if pod.gpu_count == 0 and not zero_gpu_ok:
             self._replace_unresumable(pod_id, f"it came back with 0 GPUs (asked for {gpu_count})", journal, run, events)
             return
         journal.pin(self.connector.connect(pod, journal, new_boot=True, events=events))

@@ -462,6 +462,8 @@ class EventName(StrEnum):
     SECRET_STAGED = "secret_staged"
     STAGING_PUSHED = "staging_pushed"
     JOB_LAUNCHED = "job_launched"
+    RUN_ATTACHED = "run_attached"
+    RUN_DETACHED = "run_detached"
     FAILURE_MARKER_SEEN = "failure_marker_seen"
     BUDGET_EXCEEDED = "budget_exceeded"
     RUNTIME_EXCEEDED = "runtime_exceeded"

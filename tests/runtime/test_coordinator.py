@@ -139,7 +139,17 @@ class FakeJob:
     error: BaseException | None = None
     ran_on: list[str] = field(default_factory=list)
 
-    def run(self, run: RunProgress, session: Any, run_dir: Path, events: EventLog) -> None:
+    def run(
+        self,
+        run: RunProgress,
+        session: Any,
+        run_dir: Path,
+        events: EventLog,
+        *,
+        journal: Any = None,
+        attach: Any = None,
+        detach: bool = False,
+    ) -> None:
         assert run.pod is not None and session is not None
         self.ran_on.append(run.pod.pod_id)
         run.run_started = True

@@ -14,11 +14,12 @@ from collections.abc import Callable
 
 import typer
 
-from runpod_deploy.commands import apply, core, drift, forensics, ops, sim
+from runpod_deploy.commands import apply, attach, core, drift, forensics, ops, sim
 
 COMMAND_MODULES: tuple[Callable[[typer.Typer], None], ...] = (
     core.register,
     apply.register,
+    attach.register,
     forensics.register,
     drift.register,
     ops.register,
