@@ -135,11 +135,13 @@ class JobRunner:
         assert run.pod is not None
         shell = PodShell(session)
         events.emit(EventName.POD_READY, pod_id=run.pod.pod_id, resumed=run.resumed)
+        max_runtime = self.spec.budget.max_runtime_minutes
         spend = phases.SpendGuard(
-            cap_usd=self.spec.budget.cost_cap_usd,
+            # Earlier attempts (`run.restart`) count against the cap and the max runtime.
+            cap_usd=max(0.0, self.spec.budget.cost_cap_usd - run.prior_spend_usd),
             hourly_usd=run.hourly_usd or self.spec.budget.assumed_hourly_rate_usd,
             billing_started_mono=run.billing_started if run.billing_started is not None else self.clock.monotonic(),
-            max_runtime_sec=self.spec.budget.max_runtime_minutes * 60 if self.spec.budget.max_runtime_minutes else None,
+            max_runtime_sec=max(1.0, max_runtime * 60 - run.prior_runtime_sec) if max_runtime else None,
             check_interval_sec=float(min(max(self.spec.budget.poll_interval_sec, 1), 15)),
         )
         control_dir = posixpath.join("/root/.runpod-deploy", run_dir.name)
@@ -157,7 +159,7 @@ class JobRunner:
                 budget=spend,
                 pod_watch=PodWatch(self.provider, run.pod.pod_id),
                 env=dict(self.env),
-                attempt=attach.attempt if attach is not None else 1,
+                attempt=attach.attempt if attach is not None else run.attempt,
             )
             pod_id, hourly = run.pod.pod_id, run.hourly_usd
             if attach is not None and attach.exit_code is None and not self._job_exists(ctx):

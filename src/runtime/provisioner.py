@@ -87,6 +87,21 @@ class Provisioner:
             raise JobFailedError("the plan leaves the stack without a pod to run the job on")
         self.reporter.phase_finished("provision", self.clock.monotonic() - began)
 
+    def relaunch(self, journal: StateJournal, run: RunProgress, events: EventLog) -> None:
+        """A pod for the job's next attempt (`run.restart`): the same pod if it came back
+        RUNNING, else a fresh one through the placement walk (a network volume pins the
+        datacenter), the killed one deleted first (its disks went with the reclaim)."""
+        assert run.pod is not None
+        old = run.pod.pod_id
+        pod = self.provider.get_pod(old)
+        run.resumed = False
+        if pod is not None and pod.status is PodStatus.RUNNING:
+            self._reuse(old, journal, run, events, adopt=False)
+            return
+        terminate(self.provider, old, journal=journal, events=events)
+        run.pod = None
+        self._create(journal, run, events)
+
     def _ready_deadline(self) -> float:
         return self.connector.ready_timeout_sec
 

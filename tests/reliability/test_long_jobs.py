@@ -17,7 +17,7 @@ from reconciler.plan import StepKind
 from runpod_deploy.api import ApplyRequest, attach_stack, load_stack, make_plan
 from runtime.reporter import PlainReporter
 from runtime.rundir import MANIFEST_FILENAME, RunOutcome
-from tests.reliability.conftest import Proj, events_in, run_dirs, wait_until
+from tests.reliability.conftest import Proj, events_in, run_dirs, start_cli, wait_until
 
 pytestmark = pytest.mark.sim
 
@@ -155,3 +155,48 @@ def test_detached_and_never_come_back_the_pod_stops_itself_then_attach_finishes(
     assert proj.pods(config) == [] and proj.state(config).job is None
     resumed = [e for e in events_in(run_dir) if e["event"] == "pod_resumed"]
     assert resumed and resumed[-1]["resumed"] is True
+
+
+def test_a_spot_reclaim_mid_run_restarts_the_job_on_a_fresh_pod(proj: Proj) -> None:
+    body = (
+        "echo \"attempt $RUNPOD_DEPLOY_ATTEMPT\"\n"
+        "if [ \"$RUNPOD_DEPLOY_ATTEMPT\" = 1 ]; then sleep 120; fi\n"
+        "mkdir -p /workspace/out && echo \"$RUNPOD_DEPLOY_ATTEMPT\" > /workspace/out/attempt\n"
+        "echo '[job] DONE'\n"
+    )
+    config = proj.stack({
+        "pod": {"spot": True},
+        "run": {"body": body, "restart": {"max_attempts": 3, "on": ["pod_killed_unexpected"]}},
+        "artifacts": [
+            {"label": "log", "remote_path": "/workspace/job.log", "local_path": "{run_dir}/pulled"},
+            {"label": "out", "remote_path": "/workspace/out/", "local_path": "{run_dir}/out"},
+        ],
+        "telemetry": QUIET_TELEMETRY,
+    })
+    apply = start_cli(proj, "apply", "--config", str(config), "--yes", "--provider", "api")
+    try:
+        wait_until(lambda: len(run_dirs(proj.root)) == 1 and any(
+            e["event"] == "job_launched" for e in events_in(run_dirs(proj.root)[0])),
+            timeout=120, what="the first attempt launched")
+        [first_pod] = proj.pods(config)
+        proj.sim.fault("preempt", pod_id=first_pod["id"], kill_after_sec=1)
+        _, stderr = apply.communicate(timeout=240)
+    finally:
+        if apply.poll() is None:
+            apply.kill()
+    assert apply.returncode == 0, stderr[-3000:]
+    [run_dir] = run_dirs(proj.root)
+    assert (run_dir / "out" / "attempt").read_text().strip() == "2"
+    assert "attempt 2" in (run_dir / "pulled" / "job.log").read_text()
+    assert proj.pods(config) == [] and proj.state(config).pod is None
+    manifest = json.loads(result_manifest(run_dir).read_text())
+    attempts = manifest["job_attempts"]
+    assert [(a["attempt"], a["outcome"]) for a in attempts] == [(1, "pod_killed"), (2, "succeeded")], attempts
+    assert attempts[0]["pod_id"] == first_pod["id"] != attempts[1]["pod_id"] == manifest["pod_id"]
+    assert all(a["usd"] > 0 for a in attempts), attempts
+    restarted = [e for e in events_in(run_dir) if e["event"] == "job_restarted"]
+    assert [e["attempt"] for e in restarted] == [2]
+
+
+def result_manifest(run_dir: Path) -> Path:
+    return run_dir / MANIFEST_FILENAME
