@@ -182,6 +182,23 @@ class JobRunner:
                 self.reporter.info(f"attached to run {attach.run_id} on pod {pod_id}")
             self._job_phases(ctx, run, run_dir, attach=attach is not None, detach=detach)
 
+    def _verify(self, ctx: phases.JobContext, run: RunProgress) -> None:
+        """The teardown rule: nothing is deleted until every required artifact is here, whole."""
+        try:
+            problems = phases.verify_artifacts(ctx, run.artifacts)
+        except RunpodDeployError as error:
+            problems = [f"the pod could not list the artifacts: {error}"]
+        if not problems:
+            return
+        run.keep_pod = True
+        pod_id = run.pod.pod_id if run.pod else "?"
+        shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise ArtifactsMissingError(
+            f"pulled artifacts do not match the pod's: {shown}. The pod {pod_id} is stopped, not deleted: "
+            f"start it (runpodctl pod start {pod_id}) and pull the files again (rsync/scp from the "
+            "paths above), then release it with `runpod-deploy cleanup --mode delete`"
+        )
+
     @staticmethod
     def _job_exists(ctx: phases.JobContext) -> bool:
         """True when the control dir (or the volume) knows the job: running or exited."""
@@ -255,7 +272,10 @@ class JobRunner:
                     ctx.shell.run(jobscripts.mark_finished_command(control_dir=ctx.control_dir), timeout=30, check=False)
                 missing = [a.label for a in run.artifacts if a.required and a.status is ArtifactStatus.FAILED]
                 if ok and missing:
+                    run.keep_pod = True
                     raise ArtifactsMissingError(f"required artifacts could not be pulled: {missing}")
+                if ok:
+                    self._verify(ctx, run)
             elif result is None and not detached:
                 self.reporter.warning("skipping artifact pulls: the run script never started")
             if sampler is not None:

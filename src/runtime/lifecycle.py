@@ -70,6 +70,10 @@ class Lifecycle:
             return None
         action = RecordedAction(self._on_success if outcome is RunOutcome.SUCCEEDED else self._on_failure)
         pod_id = record.pod_id
+        if action is RecordedAction.DELETE and run.keep_pod:
+            # The teardown rule: the artifacts are not all here, so the pod's disks must stay.
+            self._reporter.warning(f"not deleting pod {pod_id}: its artifacts are not all pulled; stopping it")
+            action = RecordedAction.STOP
         began = self._clock.monotonic()
         self._reporter.phase_started("lifecycle", f"{action.value} pod {pod_id}")
         cleanup = f"runpod-deploy cleanup --state-file {self._state_path}"

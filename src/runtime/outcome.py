@@ -120,6 +120,8 @@ class RunProgress:
     """The job's attempt (`run.restart`): the job sees it as RUNPOD_DEPLOY_ATTEMPT."""
     job_attempts: list[JobAttempt] = field(default_factory=list)
     """The attempts that ended before this one (their pod, outcome, cost)."""
+    keep_pod: bool = False
+    """The teardown rule failed (artifacts missing or not matching): stop the pod, never delete."""
     prior_spend_usd: float = 0.0
     prior_runtime_sec: float = 0.0
     """What the earlier attempts spent and ran: the cost cap and max runtime count them all."""

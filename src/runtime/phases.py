@@ -591,3 +591,67 @@ def pull_artifacts(ctx: JobContext, *, best_effort: bool) -> tuple[ArtifactPull,
 def _local_path(ctx: JobContext, path: str) -> Path:
     candidate = Path(os.path.expanduser(path))
     return candidate if candidate.is_absolute() else ctx.project_root / candidate
+
+
+CHECKSUM_MAX_BYTES = 4 * 1024 * 1024
+"""Files up to this size are compared by sha256 as well as by size before a delete."""
+
+
+def _remote_listing_command(remote_path: str) -> str:
+    """Prints `kind dir|file`, then `S<TAB>size<TAB>path` per file and `H<TAB>sha256<TAB>path`
+    per file under `CHECKSUM_MAX_BYTES`, paths relative to the pulled tree's root."""
+    q = shlex.quote(remote_path.rstrip("/") or "/")
+    small = f"-size -{CHECKSUM_MAX_BYTES // 1024 + 1}k"
+    return (
+        f"if [ -d {q} ]; then echo 'kind dir'; cd {q} && "
+        f"find . -type f -printf 'S\\t%s\\t%P\\n' && "
+        f"find . -type f {small} -exec sha256sum {{}} + | sed 's|^\\([0-9a-f]*\\)  \\./|H\\t\\1\\t|'; "
+        f"elif [ -f {q} ]; then echo 'kind file'; n=$(basename {q}); "
+        f"printf 'S\\t%s\\t%s\\n' \"$(stat -c %s {q})\" \"$n\"; "
+        f"[ $(stat -c %s {q}) -lt {CHECKSUM_MAX_BYTES} ] && printf 'H\\t%s\\t%s\\n' "
+        f"\"$(sha256sum < {q} | cut -d' ' -f1)\" \"$n\"; true; "
+        f"else echo 'kind missing'; fi"
+    )
+
+
+def verify_artifacts(ctx: JobContext, pulls: Sequence[ArtifactPull]) -> list[str]:
+    """The teardown rule: every required artifact is here with the size the pod reports, and
+    the same sha256 for files under `CHECKSUM_MAX_BYTES`. Returns what does not match."""
+    import fnmatch
+    import hashlib
+
+    problems: list[str] = []
+    for pull in pulls:
+        remote, local_path = pull.remote_path, pull.local_path
+        if not pull.required or pull.status is not ArtifactStatus.SUCCESS or not remote or not local_path:
+            continue
+        listing = ctx.shell.run(_remote_listing_command(remote), timeout=300, check=False)
+        lines = (listing.stdout or "").splitlines()
+        kind = lines[0].split()[-1] if lines and lines[0].startswith("kind ") else "missing"
+        if kind == "missing":
+            continue  # nothing on the pod to lose
+        local = Path(local_path)
+        if kind == "dir" and not remote.endswith("/"):
+            local = local / posixpath.basename(remote.rstrip("/"))
+        sizes: dict[str, int] = {}
+        sums: dict[str, str] = {}
+        for line in lines[1:]:
+            parts = line.split("\t", 2)
+            if len(parts) == 3 and parts[0] == "S" and parts[1].isdigit():
+                sizes[parts[2]] = int(parts[1])
+            elif len(parts) == 3 and parts[0] == "H":
+                sums[parts[2]] = parts[1]
+        for rel, size in sorted(sizes.items()):
+            if any(fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(posixpath.basename(rel), pattern)
+                   or any(fnmatch.fnmatch(part, pattern.strip("/")) for part in rel.split("/")[:-1])
+                   for pattern in pull.excludes):
+                continue
+            here = local / rel
+            label = f"{pull.label}: {posixpath.join(remote, rel) if kind == 'dir' else remote}"
+            if not here.is_file():
+                problems.append(f"{label} (missing locally)")
+            elif here.stat().st_size != size:
+                problems.append(f"{label} ({here.stat().st_size} bytes here, {size} on the pod)")
+            elif rel in sums and hashlib.sha256(here.read_bytes()).hexdigest() != sums[rel]:
+                problems.append(f"{label} (sha256 differs)")
+    return problems
