@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
+import shlex
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -175,6 +176,8 @@ class JobRunner:
                     hourly_usd=hourly, detached=detach,
                 ))
                 ctx.launched = lambda pid: journal.job_updated(pid=pid)
+            if journal is not None:
+                ctx.job_ended = lambda code: journal.job_updated(exit_code=code)
             if attach is not None:
                 ctx.run_started = run.run_started = True
                 events.emit(EventName.RUN_ATTACHED, run_id=attach.run_id, pod_id=pod_id,
@@ -198,6 +201,17 @@ class JobRunner:
             f"start it (runpodctl pod start {pod_id}) and pull the files again (rsync/scp from the "
             "paths above), then release it with `runpod-deploy cleanup --mode delete`"
         )
+
+    @staticmethod
+    def _any_on_pod(ctx: phases.JobContext, paths: list[str | None]) -> bool:
+        """True when any of `paths` exists on the pod (or the pod cannot say)."""
+        test = " || ".join(f"[ -e {shlex.quote(p)} ]" for p in paths if p)
+        if not test:
+            return False
+        try:
+            return int(ctx.shell.run(test, timeout=30, check=False).exit_status) == 0
+        except RunpodDeployError:
+            return True
 
     @staticmethod
     def _job_exists(ctx: phases.JobContext) -> bool:
@@ -272,7 +286,9 @@ class JobRunner:
                     ctx.shell.run(jobscripts.mark_finished_command(control_dir=ctx.control_dir), timeout=30, check=False)
                 missing = [a.label for a in run.artifacts if a.required and a.status is ArtifactStatus.FAILED]
                 if ok and missing:
-                    run.keep_pod = True
+                    # What is on the pod and not here keeps the pod (stopped, never deleted).
+                    run.keep_pod = self._any_on_pod(ctx, [a.remote_path for a in run.artifacts
+                                                          if a.required and a.status is ArtifactStatus.FAILED])
                     raise ArtifactsMissingError(f"required artifacts could not be pulled: {missing}")
                 if ok:
                     self._verify(ctx, run)

@@ -131,6 +131,9 @@ class JobContext:
     """Called right before the launch command (the runner journals the job's handle there)."""
     launched: Callable[[str], None] | None = None
     """Called with the job's pid once it runs."""
+    job_ended: Callable[[int], None] | None = None
+    """Called with the job's exit code once the monitor saw it (the plan of a client killed
+    before the pull then says "finish run X (exited 0, not pulled)")."""
 
     @property
     def durable_exit_code_path(self) -> str:
@@ -524,6 +527,8 @@ def monitor(
             if copy is not None:
                 copy.close()
     result = watcher.result()
+    if result.exit_code is not None and ctx.job_ended is not None:
+        ctx.job_ended(result.exit_code)
     ctx.events.emit(EventName.JOB_FINISHED, outcome=result.outcome.value, detail=result.detail, exit_code=result.exit_code)
     return result
 
