@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = {"startup", "drift", "apply", "staging", "pulling", "failover"}
+SCENARIOS = {"startup", "drift", "apply", "staging", "pulling", "failover", "attach"}
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]  # the bench starts its own simulators
 
