@@ -287,7 +287,8 @@ class RestartSpec(_Section):
     included); each attempt sees `RUNPOD_DEPLOY_ATTEMPT=<n>`, to resume from its checkpoint."""
 
     max_attempts: PosInt = 1
-    on: tuple[RestartOn, ...] = (RestartOn.POD_KILLED_UNEXPECTED,)
+    on: tuple[Literal["pod_killed_unexpected"], ...] = ("pod_killed_unexpected",)
+    """`RestartOn` values, kept as plain strings so a dumped spec is plain data."""
 
 
 class RunSpec(_Section):

@@ -250,7 +250,7 @@ class Executor:
 
     def _restarts_after(self, why: RestartOn, attempt: int) -> bool:
         restart = self.spec.run.restart
-        return why in restart.on and attempt < restart.max_attempts
+        return why.value in restart.on and attempt < restart.max_attempts
 
     def _record_attempt(self, run: RunProgress, started: float, outcome: str, detail: str) -> tuple[float, float]:
         """Add the attempt that ended to the run's list; returns its (seconds, usd)."""

@@ -527,6 +527,14 @@ def monitor(
             if copy is not None:
                 copy.close()
     result = watcher.result()
+    if result.outcome is JobOutcome.FAILED and (result.exit_code is None or result.exit_code >= 128):
+        # Killed by a signal (a spot reclaim sends SIGTERM, then SIGKILL): if the pod went
+        # with it, that is what ended the job, and what `run.restart` acts on.
+        status = ctx.pod_watch.pod_status()
+        if status != "RUNNING":
+            ctx.events.emit(EventName.POD_KILLED_UNEXPECTED, state=status, note="the job was killed with its pod")
+            result = MonitorResult(JobOutcome.POD_KILLED, f"the pod went {status} while the job ran",
+                                   result.exit_code, result.lines_seen)
     if result.exit_code is not None and ctx.job_ended is not None:
         ctx.job_ended(result.exit_code)
     ctx.events.emit(EventName.JOB_FINISHED, outcome=result.outcome.value, detail=result.detail, exit_code=result.exit_code)

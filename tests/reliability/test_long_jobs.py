@@ -169,6 +169,9 @@ def test_a_spot_reclaim_mid_run_restarts_the_job_on_a_fresh_pod(proj: Proj) -> N
     )
     config = proj.stack({
         "pod": {"spot": True},
+        # The provider is asked about the pod every 15 s only: the job's SIGTERM exit (143) is
+        # seen first, and must still be read as the pod's reclaim.
+        "budget": {"poll_interval_sec": 30},
         "run": {"body": body, "restart": {"max_attempts": 3, "on": ["pod_killed_unexpected"]}},
         "artifacts": [
             {"label": "log", "remote_path": "/workspace/job.log", "local_path": "{run_dir}/pulled"},
