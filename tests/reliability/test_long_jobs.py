@@ -151,9 +151,12 @@ def test_detached_and_never_come_back_the_pod_stops_itself_then_attach_finishes(
     assert later["compute_usd"] == before["compute_usd"] and later["running_seconds"] == before["running_seconds"]
     assert later["stopped_seconds"] > before["stopped_seconds"]
 
+    # Its GPU went to someone else meanwhile: the pod resumes with none, and /workspace will do.
+    proj.sim.fault("zero_gpu_resume", pod_id=pod["id"])
     attached = attach_stack(config, ApplyRequest(provider="api"), env=proj.env, reporter=PlainReporter(proj.log))
     assert attached.outcome is RunOutcome.SUCCEEDED, (attached.detail, proj.log.getvalue()[-3000:])
     assert attached.run_dir == run_dir
+    assert not [f for f in proj.sim.faults() if f.get("pod_id") == pod["id"]], "the resume was not a zero-GPU one"
     _assert_ran_once_in(run_dir)
     assert proj.pods(config) == [] and proj.state(config).job is None
     resumed = [e for e in events_in(run_dir) if e["event"] == "pod_resumed"]
