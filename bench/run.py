@@ -1090,6 +1090,56 @@ def scenario_sweep(opts: Options) -> list[Row]:
     ]
 
 
+# -- attach -----------------------------------------------------------------------------------
+
+ATTACH_BODY = """    for i in $(seq 1 {ticks}); do echo "[bench] tick $i"; sleep 0.2; done
+    echo "[bench] DONE $(date +%s.%N)"
+"""
+
+
+def scenario_attach(opts: Options) -> list[Row]:
+    """7. `attach` to a detached run: from the process start to the first streamed log line
+    (the job prints a line every 0.2 s), and the whole attach (stream, pull, lifecycle)."""
+    tool = Tool("ours (api)", [str(OURS), "apply", "--yes", "--provider", "api", "--config"])
+    first_lines: list[float] = []
+    wholes: list[float] = []
+    with BenchSim("attach", opts, image_pull_sec=0.0, boot_sec=0.0, sshd_delay_sec=0.0) as bench:
+        config = _stack(bench, tool, on_success="recycle")
+        text = config.read_text()
+        head, _, tail = text.partition("  body: |\n")
+        config.write_text(head + "  body: |\n" + ATTACH_BODY.format(ticks=10 if opts.smoke else 25)
+                          + tail.split("\n", 1)[1])
+        for i in range(opts.warmup + opts.repeat):
+            _run_tool(bench, [*tool.argv, str(config), "--detach"], bench.root / "home" / f"detach{i}")
+            env = {**bench.env, "HOME": str(bench.root / "home" / f"attach{i}")}
+            t0 = time.perf_counter()
+            proc = subprocess.Popen([str(OURS), "attach", "--provider", "api", "--config", str(config)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=bench.root,
+                                    text=True, bufsize=1)
+            assert proc.stdout is not None
+            first: float | None = None
+            output = []
+            for line in proc.stdout:
+                output.append(line)
+                if first is None and "[bench] tick" in line:
+                    first = time.perf_counter() - t0
+            code = proc.wait(timeout=600)
+            whole = time.perf_counter() - t0
+            if code != 0 or first is None:
+                raise RuntimeError(f"attach exited {code} (first line: {first}):\n{''.join(output)[-3000:]}")
+            if i >= opts.warmup:
+                first_lines.append(first)
+                wholes.append(whole)
+        bench.delete_all_pods()
+    rows = [Row("attach", "attach: process start to first streamed line", median(first_lines),
+                [round(x, 3) for x in first_lines]),
+            Row("attach", "attach: whole (stream to the end, pull, lifecycle)", median(wholes),
+                [round(x, 3) for x in wholes])]
+    for row in rows:
+        note(f"attach: {row.name}: {row.median_sec:.2f}s")
+    return rows
+
+
 SCENARIOS: dict[str, Callable[[Options], list[Row]]] = {
     "startup": scenario_startup,
     "drift": scenario_drift,
@@ -1099,6 +1149,7 @@ SCENARIOS: dict[str, Callable[[Options], list[Row]]] = {
     "failover": scenario_failover,
     "backend": scenario_backend,
     "sweep": scenario_sweep,
+    "attach": scenario_attach,
 }
 
 

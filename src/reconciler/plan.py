@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 __all__ = [
     "PLAN_FORMAT_VERSION",
+    "AttachRun",
     "CostEstimate",
     "FieldChange",
     "GpuCost",
@@ -266,6 +267,8 @@ class PlanOptions(_Value):
     """Flags only; no handles."""
 
     force_fresh: bool = False
+    rerun: bool = False
+    """`--rerun`: run the job again even when the state records an unfinished run to attach to."""
     delete_orphans: bool = False
     placement: PlacementOptions = PlacementOptions()
 
@@ -328,6 +331,30 @@ class PhaseCommands(_Value):
     commands: tuple[str, ...]
 
 
+class AttachRun(_Value):
+    """An earlier run whose job no client finished: apply attaches to it (streams the rest of
+    its log, waits for its end, pulls into its run dir, then the lifecycle) instead of running
+    the job again. Built from the state (the planner is pure): `exit_code` is known only when a
+    client saw the job end; otherwise the job is taken as running since `launched_at`."""
+
+    run_id: str
+    run_dir: str
+    pod_id: str
+    launched_at: str
+    elapsed_sec: int
+    exit_code: int | None = None
+    attempt: int = 1
+
+    def describe(self) -> str:
+        """`attach to run X (running 3m12s)` or `finish run X (exited 0, not pulled)`."""
+        if self.exit_code is not None:
+            return f"finish run {self.run_id} (exited {self.exit_code}, not pulled)"
+        minutes, seconds = divmod(max(0, self.elapsed_sec), 60)
+        hours, minutes = divmod(minutes, 60)
+        took = f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+        return f"attach to run {self.run_id} (running {took})"
+
+
 class Plan(_Value):
     format_version: int = PLAN_FORMAT_VERSION
     stack: PlanStack
@@ -349,6 +376,9 @@ class Plan(_Value):
     """Where a create may land, in the order apply tries (None when no step creates)."""
     commands: tuple[PhaseCommands, ...] = ()
     """The rendered phase commands, redacted for display."""
+    attach: AttachRun | None = None
+    """Set when the state records a run whose job no client finished, on the pod this plan
+    keeps: apply attaches to it instead of launching the job (see `AttachRun`)."""
     source_fingerprint: str = ""
     """sha256 of the stack file (and vars file) bytes the plan was rendered from: apply stops
     when the file changed between the preview and the answer."""

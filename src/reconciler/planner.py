@@ -13,6 +13,7 @@ import json
 import math
 import posixpath
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from reconciler.cost import estimate_cost
 from reconciler.desired import DesiredPod, desired_pod, pod_template, preflight_commands
@@ -22,6 +23,7 @@ from reconciler.naming import stack_pod_prefix
 from reconciler.observed import CloudType, NetworkVolume, Observation, ObservedPod, PodStatus
 from reconciler.placement import place
 from reconciler.plan import (
+    AttachRun,
     FieldChange,
     Guard,
     JobPhase,
@@ -125,6 +127,7 @@ def plan(job: JobSpec | RenderedJob, state: StackState, observation: Observation
         id=volume.id, name=volume.name, datacenter_id=volume.datacenter_id,
         size_gb=volume.size_gb, mount_path=spec.storage.volume_mount)
     creates = any(s.kind in (StepKind.CREATE, StepKind.REPLACE, StepKind.RESUME) for s in steps)
+    attach = _attach(state, steps, observation, options)
     made = Plan(
         stack=PlanStack(name=spec.name, key=state.identity.key, pod_prefix=prefix,
                         config_path=config_path, state_path=state_path),
@@ -144,6 +147,7 @@ def plan(job: JobSpec | RenderedJob, state: StackState, observation: Observation
         pod_request=pod_template(spec, volume.id if volume else None) if creates else None,
         placement=place(spec, observation.catalog, options.placement, mount) if creates else None,
         commands=_commands(spec, redact),
+        attach=attach,
         source_fingerprint=source_fingerprint,
         spec_fingerprint=desired.fingerprint(),
         state_serial=state.serial,
@@ -155,6 +159,31 @@ def plan(job: JobSpec | RenderedJob, state: StackState, observation: Observation
         # A plan is shown and saved: no secret value in any of its fields (paths, details...).
         return Plan.model_validate(redactor.json(made.to_dict()))
     return made
+
+
+def _attach(state: StackState, steps: list[Step], observation: Observation,
+            options: PlanOptions) -> AttachRun | None:
+    """The unfinished run to attach to: the state records one, its pod is kept (running, or
+    stopped and resumed) and neither `--rerun` nor `--force-fresh` asks for a new run."""
+    job = state.job
+    if job is None or options.rerun or options.force_fresh:
+        return None
+    kept = any(s.kind in (StepKind.NOOP, StepKind.RESUME) and s.pod_id == job.pod_id for s in steps)
+    if not kept:
+        return None
+    try:
+        launched = datetime.fromisoformat(job.launched_at)
+        if launched.tzinfo is None:
+            launched = launched.replace(tzinfo=UTC)
+        observed = observation.observed_at
+        if observed.tzinfo is None:
+            observed = observed.replace(tzinfo=UTC)
+        elapsed = int((observed - launched).total_seconds())
+    except ValueError:
+        elapsed = 0
+    return AttachRun(run_id=job.run_id, run_dir=job.run_dir, pod_id=job.pod_id,
+                     launched_at=job.launched_at, elapsed_sec=max(0, elapsed),
+                     exit_code=job.exit_code, attempt=job.attempt)
 
 
 def _decide(desired: DesiredPod, prefix: str, state: StackState, observation: Observation,

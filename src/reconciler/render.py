@@ -102,6 +102,10 @@ def render_text(plan: Plan) -> str:
             action = "will be deleted" if o.will_delete else "pass --delete-orphans to delete"
             out.append(f"  ! {o.pod_id} {o.name} {o.status} {price} ({action})")
     out += _placement_lines(plan)
+    if plan.attach is not None:
+        out.append("")
+        out.append(f"Job: {plan.attach.describe()}; the job is not run again "
+                   "(--rerun runs it again)")
     out.append("")
     out.append("Job phases:")
     for p in plan.phases:
@@ -160,6 +164,8 @@ def render_markdown(plan: Plan) -> str:
             price = f"{o.cost_per_hr:.2f}" if o.cost_per_hr is not None else "?"
             out.append(f"| {o.pod_id} | `{o.name}` | {o.status} | {price} | "
                        f"{'delete' if o.will_delete else 'report'} |")
+    if plan.attach is not None:
+        out += ["", f"**Job:** {plan.attach.describe()}; the job is not run again (`--rerun` runs it again)."]
     out += ["", "### Job phases", ""]
     out += [f"- [{'x' if p.runs else ' '}] **{p.phase.value}**: {p.detail}" for p in plan.phases]
     life = plan.lifecycle

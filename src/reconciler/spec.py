@@ -44,6 +44,8 @@ __all__ = [
     "LocalSpec",
     "PodSpec",
     "RemoteEnv",
+    "RestartOn",
+    "RestartSpec",
     "RunSpec",
     "SecretSpec",
     "SshSpec",
@@ -273,6 +275,22 @@ def _remote_path(value: str) -> str:
     return value
 
 
+class RestartOn(StrEnum):
+    """What ends an attempt and starts the next (the event vocabulary's names)."""
+
+    POD_KILLED_UNEXPECTED = "pod_killed_unexpected"
+    """The pod left RUNNING under the job: a spot reclaim, a lost host."""
+
+
+class RestartSpec(_Section):
+    """`run.restart`: relaunch the job after an interruption, `max_attempts` in all (the first
+    included); each attempt sees `RUNPOD_DEPLOY_ATTEMPT=<n>`, to resume from its checkpoint."""
+
+    max_attempts: PosInt = 1
+    on: tuple[Literal["pod_killed_unexpected"], ...] = ("pod_killed_unexpected",)
+    """`RestartOn` values, kept as plain strings so a dumped spec is plain data."""
+
+
 class RunSpec(_Section):
     """The job: a script written to `script_path`, run detached, logging to `log_path`."""
 
@@ -281,6 +299,7 @@ class RunSpec(_Section):
     success_marker: NonEmpty
     body: Str
     failure_markers: Strs = DEFAULT_FAILURE_MARKERS
+    restart: RestartSpec = RestartSpec()
 
     _paths = field_validator("script_path", "log_path")(_remote_path)
 
@@ -308,6 +327,10 @@ class Lifecycle(_Section):
 
     on_success: LifecycleAction = LifecycleAction.DELETE
     on_failure: LifecycleAction = LifecycleAction.STOP
+    self_stop_after_sec: Annotated[StrictInt, Field(ge=0)] | None = 300
+    """Once the job has ended, a client has this long to finish the run (pull, lifecycle);
+    then the pod stops itself from inside (`runpodctl pod stop`), so a pod nobody watches stops
+    billing GPU time. Stop, never delete. null: never."""
 
     @field_validator("on_success", "on_failure", mode="before")
     @classmethod

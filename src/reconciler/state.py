@@ -28,6 +28,7 @@ __all__ = [
     "PendingKind",
     "PendingOperation",
     "PodRecord",
+    "RunJob",
     "StackIdentity",
     "StackState",
     "StateDecodeError",
@@ -108,6 +109,29 @@ class LastRun(_Value):
     outcome: str
 
 
+class RunJob(_Value):
+    """The job a run launched and no client has finished yet (journaled before the launch, cleared
+    once the run is finished): what a later `apply`/`attach` needs to attach to it instead of
+    running it again, and what the planner needs to say so. See docs/lifecycle.md."""
+
+    run_id: str
+    run_dir: str
+    pod_id: str
+    control_dir: str
+    log_path: str
+    durable_exit_code_path: str | None = None
+    """On the volume: the job's exit code outlives a stop (the control dir does not)."""
+    launched_at: str
+    """ISO time of the launch (the plan's "running 3m12s" is measured from it)."""
+    pid: str | None = None
+    attempt: int = 1
+    exit_code: int | None = None
+    """Set when a client saw the job end but did not finish the run (pull, lifecycle)."""
+    hourly_usd: float | None = None
+    """The pod's real $/hr when launched (`status` reports spend from it)."""
+    detached: bool = False
+
+
 class StackState(_Value):
     format_version: int = FORMAT_VERSION
     identity: StackIdentity | None = None
@@ -116,6 +140,8 @@ class StackState(_Value):
     pod: PodRecord | None = None
     pending: PendingOperation | None = None
     last_run: LastRun | None = None
+    job: RunJob | None = None
+    """A launched job no client has finished (None: none, or finished)."""
     legacy: bool = False
     """Read from the original tool's file; written back in this format on the next write."""
 
@@ -137,6 +163,8 @@ class StackState(_Value):
 
     def to_json(self) -> str:
         data = self.model_dump(mode="json", exclude={"legacy"})
+        if data.get("job") is None:
+            data.pop("job", None)  # no unfinished job: the file reads as before
         if data.get("identity") and data["identity"].get("variables") is None:
             del data["identity"]["variables"]  # the stack itself: the file reads as before
         return json.dumps(data, indent=2, sort_keys=True) + "\n"

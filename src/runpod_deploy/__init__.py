@@ -26,6 +26,7 @@ Every failure raises; nothing is swallowed or turned into `None`. One exception 
         StateCorruptError(path, backup)      unreadable state; names the backup to use
         StateMismatchError                   the state file belongs to another stack
         StalePlanError                       a saved plan no longer matches the world
+      NothingToAttachError                   `attach_stack`: no unfinished run to finish
       ProviderError(provider, operation)     RunPod (or the simulator) said no
         ProviderAuthError                    no or bad RUNPOD_API_KEY
         ProviderUnavailableError             network, timeouts, 429/5xx after retries
@@ -97,6 +98,10 @@ _EXPORTS: dict[str, str] = {
     # apply
     "ApplyRequest": "runpod_deploy.api",
     "apply_stack": "runpod_deploy.api",
+    "attach_stack": "runpod_deploy.api",
+    "stack_status": "runpod_deploy.api",
+    "RunStatus": "runpod_deploy.api",
+    "NothingToAttachError": "runpod_deploy.api",
     "ApplyResult": "runtime.executor",
     "RunOutcome": "runtime.rundir",
     # providers and drift
@@ -209,6 +214,7 @@ __all__ = [
     "ManifestError",
     "ManifestRollup",
     "MetricsRow",
+    "NothingToAttachError",
     "Plan",
     "PlanError",
     "PlanOptions",
@@ -230,6 +236,7 @@ __all__ = [
     "RunManifest",
     "RunOutcome",
     "RunSpec",
+    "RunStatus",
     "RunpodDeployError",
     "RunpodJobSpec",
     "RuntimeExceededError",
@@ -256,6 +263,7 @@ __all__ = [
     "Variable",
     "__version__",
     "apply_stack",
+    "attach_stack",
     "build_job_context",
     "check_drift",
     "cleanup_recorded_pod",
@@ -281,6 +289,7 @@ __all__ = [
     "run_job",
     "select_price_for_pod",
     "stack_schema",
+    "stack_status",
     "validate_local_paths",
     "walk_run_dirs",
     "with_budget",
@@ -313,13 +322,17 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; a test keeps it equal to _
     )
     from runpod_deploy.api import (
         ApplyRequest,
+        NothingToAttachError,
+        RunStatus,
         Stack,
         apply_stack,
+        attach_stack,
         load_stack,
         make_plan,
         observe_stack,
         read_plan,
         stack_schema,
+        stack_status,
         with_budget,
     )
     from runpod_deploy.compat import (

@@ -8,12 +8,14 @@ renders and sets the exit code.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import posixpath
 import secrets as _secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from dataclasses import replace as _replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -374,6 +376,17 @@ class ApplyRequest:
     same GPUs and datacenters on this one (the original's `--fallback-cloud-type`)."""
     backend: str | None = None
     """The state backend URL (`--backend`); None: `RUNPOD_DEPLOY_BACKEND`, then the stack's."""
+    detach: bool = False
+    """`apply --detach`: return once the job runs (the pod's watchdog and self-stop guard it);
+    `attach_stack` finishes the run."""
+    attach_only: bool = False
+    """`attach`: finish the run the state records, or fail; never launch or create anything."""
+
+
+class NothingToAttachError(RunpodDeployError):
+    """`attach` found no unfinished run of the stack on a pod it can reach."""
+
+    exit_code = 1
 
 
 def _check_private_key(stack: Stack, override: str | None) -> None:
@@ -512,6 +525,8 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
                     request.saved_plan.inputs_fingerprint != the_plan.inputs_fingerprint:
                 raise StalePlanError("the saved plan no longer matches the stack, its state or "
                                      "what RunPod reports; run `runpod-deploy plan` again")
+            if request.attach_only:
+                _check_attachable(the_plan, state)
             if on_plan is not None:
                 on_plan(the_plan)
             if confirm is not None and not confirm(the_plan):
@@ -520,6 +535,17 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
                 raise StalePlanError(
                     f"{stack.config_path} (or its vars file) changed after the plan was shown; "
                     "nothing was done. Run apply again to see the plan of the file as it is now")
+            if the_plan.attach is not None:
+                # The earlier run goes on in its own run dir, rendered as it was ({run_dir},
+                # {run_id} are that run's), with this apply's budget overrides.
+                _release_run_dir(run_dir, reserved.get("keep"))
+                run_dir = Path(the_plan.attach.run_dir)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                stack = with_budget(load_stack(config, cli_vars=request.cli_vars,
+                                               vars_file=request.vars_file, env=env, clock=clock,
+                                               run_dir=lambda _root: run_dir),
+                                    cost_cap_usd=request.cost_cap_usd,
+                                    max_runtime_minutes=request.max_runtime_minutes)
             started = True
             if on_run_dir is not None:
                 on_run_dir(run_dir)
@@ -542,7 +568,8 @@ def apply_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyReq
                 catalog=observation.catalog,
             )
             with EventLog(run_dir / "events.jsonl", now=clock.now, redactor=redactor) as events:
-                result = executor.apply(the_plan, state, run_dir=run_dir, events=events)
+                result = executor.apply(the_plan, state, run_dir=run_dir, events=events,
+                                        detach=request.detach)
             _publish_run(store, stack.name, run_dir, reporter)
             return result
     except RunpodDeployError as exc:
@@ -561,3 +588,138 @@ def _publish_run(store: StateStore, stack_name: str, run_dir: Path, reporter: Re
         publish_run(store, stack_name, run_dir)
     except RunpodDeployError as exc:
         reporter.warning(f"could not copy the run's manifest and events to the backend: {exc}")
+
+
+def _check_attachable(the_plan: Plan, state: StackState) -> None:
+    """`attach` carries out only a plan that attaches: anything else needs `apply`."""
+    if the_plan.attach is not None:
+        return
+    job = state.job
+    if job is None:
+        last = state.last_run
+        done = f" (the last run, {last.run_id}, ended {last.outcome})" if last else ""
+        raise NothingToAttachError(f"no unfinished run of this stack to attach to{done}; "
+                                   "`runpod-deploy apply` starts one")
+    raise NothingToAttachError(
+        f"run {job.run_id} cannot be attached to: its pod {job.pod_id} is not there to resume "
+        f"({'; '.join(r.title for s in the_plan.steps for r in s.reasons) or 'see `plan`'}); "
+        "`runpod-deploy apply` runs the job again")
+
+
+def attach_stack(config: str | os.PathLike[str], request: ApplyRequest = ApplyRequest(), *,
+                 env: Mapping[str, str] | None = None, clock: Clock | None = None,
+                 reporter: Reporter | None = None,
+                 on_run_dir: Callable[[Path], None] | None = None) -> ApplyResult:
+    """Finish the stack's unfinished run (the one an `apply --detach`, or a killed apply, left):
+    resume its pod if it stopped itself, stream the rest of the log, wait for the job's end,
+    pull into the run's original run dir, apply the lifecycle, write the one manifest.
+    Raises `NothingToAttachError` when there is none; never launches or creates anything."""
+    result = apply_stack(config, _replace(request, attach_only=True, detach=False),
+                         env=env, clock=clock, reporter=reporter, on_run_dir=on_run_dir)
+    assert result is not None  # no confirm callback: never declined
+    return result
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """What `runpod-deploy status` reports of a stack's unfinished run (`job` is None when
+    there is none). Every text field has passed the run's redactor."""
+
+    stack: str
+    run_id: str | None = None
+    run_dir: str | None = None
+    pod_id: str | None = None
+    pod_status: str | None = None
+    """RunPod's status word for the pod (RUNNING, EXITED, ...), MISSING when it is gone."""
+    job: str | None = None
+    """`running`, `exited`, `unknown` (the pod could not be asked), or None: no run to report."""
+    exit_code: int | None = None
+    elapsed_sec: int | None = None
+    hourly_usd: float | None = None
+    spend_usd: float | None = None
+    """Spend so far at the pod's real $/hr, since the launch (an estimate: the pod's own
+    billing began a little earlier, with its boot)."""
+    detached: bool = False
+    last_lines: tuple[str, ...] = ()
+    last_run: str | None = None
+    """The last finished run's id and outcome, when no run is unfinished."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def stack_status(config: str | os.PathLike[str], *, cli_vars: Iterable[str] = (),
+                 vars_file: str | None = None, provider: str = "runpodctl",
+                 env: Mapping[str, str] | None = None, clock: Clock | None = None,
+                 ssh_key: str | None = None, lines: int = 10,
+                 backend: str | None = None) -> RunStatus:
+    """The stack's unfinished run, read without the stack lock and without changing anything:
+    its pod at the provider, the job over SSH (the pinned host key), elapsed time, spend."""
+    from datetime import UTC, datetime
+
+    from runtime.providers import make_provider
+
+    env = os.environ if env is None else env
+    clock = clock or SystemClock()
+    stack = load_stack(config, cli_vars=cli_vars, vars_file=vars_file, env=env, clock=clock,
+                       backend=backend)
+    redactor = run_redactor(stack, env)
+    store = open_stack_store(stack, env)
+    store.pull_pins_on_read = True  # a shared state's host-key pins, for the SSH question
+    state = store.read()
+    job = state.job
+    if job is None:
+        last = f"{state.last_run.run_id} ({state.last_run.outcome})" if state.last_run else None
+        return RunStatus(stack=stack.identity.label, last_run=last)
+    launched = datetime.fromisoformat(job.launched_at)
+    launched = launched if launched.tzinfo else launched.replace(tzinfo=UTC)
+    now = clock.now()
+    elapsed = max(0, int(((now if now.tzinfo else now.replace(tzinfo=UTC)) - launched).total_seconds()))
+    pods = make_provider(provider, env)
+    pod = pods.get_pod(job.pod_id) if pods is not None else None
+    pod_status = pod.status.value if pod is not None else ("MISSING" if pods is not None else None)
+    hourly = (pod.cost_per_hr if pod is not None and pod.cost_per_hr else None) or job.hourly_usd
+    job_state, exit_code = "unknown", job.exit_code
+    tail: tuple[str, ...] = ()
+    if pod is not None and pod.ssh is not None and pod_status == "RUNNING":
+        job_state, exit_code, tail = _ask_pod(stack, store.path, state, pod, job, ssh_key, clock,
+                                              lines)
+    elif job.exit_code is not None:
+        job_state = "exited"
+    return RunStatus(
+        stack=stack.identity.label, run_id=job.run_id, run_dir=job.run_dir, pod_id=job.pod_id,
+        pod_status=pod_status, job=job_state, exit_code=exit_code, elapsed_sec=elapsed,
+        hourly_usd=hourly, spend_usd=round(hourly * elapsed / 3600, 4) if hourly else None,
+        detached=job.detached, last_lines=tuple(redactor.text(line) for line in tail),
+    )
+
+
+def _ask_pod(stack: Stack, state_path: Path, state: StackState, pod: Any, job: Any,
+             ssh_key: str | None,
+             clock: Clock, lines: int) -> tuple[str, int | None, tuple[str, ...]]:
+    """The job's state and the log's last lines, over SSH with the pod's pinned host key."""
+    import shlex
+
+    from runtime.executor import hostkeys_path_for
+    from runtime.hostkeys import HostKeyPins
+    from runtime.jobscripts import parse_status, status_command
+    from runtime.ssh import SshSession
+
+    pins = state.pod.host_key_pins if state.pod is not None and state.pod.pod_id == pod.pod_id else ()
+    if not pins:
+        return "unknown", job.exit_code, ()
+    session = SshSession(pod.ssh, key_path=Path(os.path.expanduser(ssh_key or stack.job.spec.ssh.key_path)),
+                         pins=HostKeyPins(hostkeys_path_for(state_path), clock=clock),
+                         pin_id=pins[-1], allow_new_host_key=False, clock=clock)
+    try:
+        answer = session.run(status_command(control_dir=job.control_dir,
+                                            durable_exit_code_path=job.durable_exit_code_path),
+                             timeout_sec=30, check=False)
+        job_state, code = parse_status(answer.stdout)
+        tail = session.run(f"tail -n {int(lines)} {shlex.quote(job.log_path)} 2>/dev/null",
+                           timeout_sec=30, check=False)
+        return job_state, code, tuple((tail.stdout or "").splitlines())
+    except RunpodDeployError:
+        return "unknown", job.exit_code, ()
+    finally:
+        session.close()

@@ -30,13 +30,13 @@ from typing import Any, Protocol
 from reconciler.diagnostics import RunpodDeployError
 from reconciler.observed import Catalog
 from reconciler.placement import place
-from reconciler.plan import PlacementOptions, Plan
+from reconciler.plan import AttachRun, PlacementOptions, Plan
 from reconciler.redaction import Redactor
-from reconciler.spec import JobSpec
+from reconciler.spec import JobSpec, RestartOn
 from reconciler.state import LastRun, StackState
 from runtime.background import Background
 from runtime.clock import Clock
-from runtime.errors import StalePlanError
+from runtime.errors import PodKilledError, StalePlanError
 from runtime.failpoints import crash_point
 from runtime.hostkeys import HostKeyPins
 from runtime.jobrun import JobRunner, RsyncFactory, rsync_transfer
@@ -47,7 +47,7 @@ from runtime.podaccess import PodConnector, SessionFactory, ssh_session
 from runtime.providers.protocol import PodProvider
 from runtime.provisioner import Provisioner
 from runtime.reporter import Reporter
-from runtime.rundir import EventLog, EventName, RunOutcome, create_run_dir
+from runtime.rundir import EventLog, EventName, JobAttempt, RunOutcome, create_run_dir
 from runtime.statestore import StateStore
 
 __all__ = [
@@ -92,7 +92,17 @@ class Transports:
 class JobRunnerLike(Protocol):
     """The job part as the coordinator sees it (`runtime.jobrun.JobRunner`, or a fake)."""
 
-    def run(self, run: RunProgress, session: Any, run_dir: Path, events: EventLog) -> None: ...
+    def run(
+        self,
+        run: RunProgress,
+        session: Any,
+        run_dir: Path,
+        events: EventLog,
+        *,
+        journal: StateJournal | None = None,
+        attach: AttachRun | None = None,
+        detach: bool = False,
+    ) -> None: ...
 
 
 class Executor:
@@ -144,12 +154,18 @@ class Executor:
         self.lifecycle = Lifecycle(
             provider=provider, policy_on_success=spec.lifecycle.on_success.value,
             policy_on_failure=spec.lifecycle.on_failure.value, clock=clock, reporter=reporter,
-            state_path=store.path,
+            cleanup_command=store.cleanup_command(config_path),
         )
         self._warm_ssh = transports.session_factory is ssh_session
 
-    def apply(self, plan: Plan, state: StackState, *, run_dir: Path, events: EventLog) -> ApplyResult:
-        """Carry out `plan` from `state` (both made under the lock the caller holds)."""
+    def apply(
+        self, plan: Plan, state: StackState, *, run_dir: Path, events: EventLog, detach: bool = False
+    ) -> ApplyResult:
+        """Carry out `plan` from `state` (both made under the lock the caller holds).
+
+        A plan that attaches (`plan.attach`) runs in the earlier run's dir (`run_dir` is it):
+        no job is launched, the rest of the earlier run is carried out. With `detach` the
+        apply returns once the job runs: no lifecycle, no manifest; `attach` finishes it."""
         if plan.state_lineage not in (None, state.lineage) or plan.state_serial != state.serial:
             raise StalePlanError(
                 f"the plan was made against state serial {plan.state_serial}, the state is now at "
@@ -167,13 +183,31 @@ class Executor:
             clock=self.clock, reporter=self.reporter, make_pod_name=self.make_pod_name,
             max_gpu_price=self.options.max_gpu_price,
         )
-        started = self.clock.monotonic()
+        started = last_attempt_started = self.clock.monotonic()
         outcome, detail = RunOutcome.SUCCEEDED, "success marker seen"
-        events.emit(EventName.RUN_STARTED, job_name=self.spec.name, steps=[s.kind.value for s in plan.steps])
+        if plan.attach is None:
+            events.emit(EventName.RUN_STARTED, job_name=self.spec.name, steps=[s.kind.value for s in plan.steps])
         with _signals_as_interrupts():
             try:
                 provisioner.provision(plan, journal, run, events)
-                self.job_runner.run(run, self.connector.session, run_dir, events)
+                attach = plan.attach
+                if attach is not None:
+                    run.attempt = attach.attempt
+                while True:
+                    attempt_started = last_attempt_started = self.clock.monotonic()
+                    try:
+                        self.job_runner.run(run, self.connector.session, run_dir, events, journal=journal,
+                                            attach=attach, detach=detach and plan.attach is None)
+                        break
+                    except PodKilledError as error:
+                        if not self._restarts_after(RestartOn.POD_KILLED_UNEXPECTED, run.attempt):
+                            raise
+                        self._next_attempt(run, attempt_started, str(error), events)
+                        attach = None
+                        self.connector.close()
+                        provisioner.relaunch(journal, run, events)
+                if detach and plan.attach is None:
+                    return self._detached(journal, run, run_dir, events)
             except (KeyboardInterrupt, Interrupted):
                 outcome, detail = RunOutcome.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM)"
                 self.lifecycle.recover_interrupted_create(journal, run)
@@ -185,6 +219,8 @@ class Executor:
             self.connector.close()
             action = self.lifecycle.apply(journal, run, outcome, events)
         wall = self.clock.monotonic() - started
+        if run.job_attempts:  # restarted: the manifest lists the last attempt too
+            self._record_attempt(run, last_attempt_started, outcome.value, detail)
         crash_point("before_manifest")
         try:
             manifest_path: Path | None = write_run_manifest(
@@ -210,6 +246,53 @@ class Executor:
             state=journal.state,
             lifecycle_action=action,
             attempts=run.attempts,
+        )
+
+    def _restarts_after(self, why: RestartOn, attempt: int) -> bool:
+        restart = self.spec.run.restart
+        return why.value in restart.on and attempt < restart.max_attempts
+
+    def _record_attempt(self, run: RunProgress, started: float, outcome: str, detail: str) -> tuple[float, float]:
+        """Add the attempt that ended to the run's list; returns its (seconds, usd)."""
+        seconds = self.clock.monotonic() - started
+        hourly = run.hourly_usd or self.spec.budget.assumed_hourly_rate_usd
+        since = run.billing_started if run.billing_started is not None else started
+        usd = hourly * max(0.0, self.clock.monotonic() - since) / 3600
+        run.job_attempts.append(JobAttempt(
+            attempt=run.attempt, pod_id=run.pod.pod_id if run.pod else None,
+            outcome=outcome, seconds=round(seconds, 3), usd=round(usd, 6),
+            detail=self.redactor.text(detail)[:300],
+        ))
+        return seconds, usd
+
+    def _next_attempt(self, run: RunProgress, started: float, detail: str, events: EventLog) -> None:
+        """Record the attempt that ended (its pod, cost) and count it against the budget."""
+        seconds, usd = self._record_attempt(run, started, RunOutcome.POD_KILLED.value, detail)
+        run.prior_spend_usd += usd
+        run.prior_runtime_sec += seconds
+        run.attempt += 1
+        run.run_started = False
+        self.reporter.warning(f"{detail}; restarting the job (attempt {run.attempt} of "
+                              f"{self.spec.run.restart.max_attempts})")
+        events.emit(EventName.JOB_RESTARTED, attempt=run.attempt, after=RestartOn.POD_KILLED_UNEXPECTED.value,
+                    previous_pod_id=run.pod.pod_id if run.pod else None, previous_usd=round(usd, 6))
+
+    def _detached(self, journal: StateJournal, run: RunProgress, run_dir: Path, events: EventLog) -> ApplyResult:
+        """The job runs on, watched by the pod's watchdog and self-stop; its record stays in
+        the state for `attach` / the next `apply`."""
+        self.connector.close()
+        journal.finished_detached(LastRun(run_id=run_dir.name, run_dir=str(run_dir), outcome="detached"))
+        events.sync()
+        return ApplyResult(
+            outcome=RunOutcome.SUCCEEDED,
+            detail=f"detached: the job runs on pod {run.pod.pod_id if run.pod else '?'}; "
+            "`runpod-deploy attach` finishes the run",
+            run_dir=run_dir,
+            manifest_path=None,
+            pod_id=run.pod.pod_id if run.pod else None,
+            state=journal.state,
+            attempts=run.attempts,
+            detached=True,
         )
 
 

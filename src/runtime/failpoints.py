@@ -14,7 +14,9 @@ points, in the order an apply reaches them:
     ssh_wait               the pod is recorded; waiting for SSH (no host key pinned yet)
     setup                  setup commands are about to run on the pod
     stage                  the first staging entry was pushed, others not
+    launch                 the job's handle is journaled; the launch command not yet sent
     monitor                the job runs (detached) and its first log line arrived
+    before_pull            the job ended (its success marker seen); nothing pulled yet
     pull                   the run log was pulled, the artifacts not yet
     before_lifecycle_call  the pending stop/delete is in the state; no call yet
     after_lifecycle_call   the provider stopped/deleted the pod; the state still says pending
@@ -41,7 +43,9 @@ POINTS = (
     "ssh_wait",
     "setup",
     "stage",
+    "launch",
     "monitor",
+    "before_pull",
     "pull",
     "before_lifecycle_call",
     "after_lifecycle_call",

@@ -11,7 +11,7 @@ from reconciler.desired import PodRequest
 from reconciler.observed import ObservedPod
 from reconciler.redaction import Redactor
 from reconciler.spec import JobSpec
-from reconciler.state import LastRun, PendingKind, PendingOperation, PodRecord, StackState
+from reconciler.state import LastRun, PendingKind, PendingOperation, PodRecord, RunJob, StackState
 from runtime.clock import Clock
 from runtime.statestore import StateStore
 
@@ -73,7 +73,23 @@ class StateJournal:
 
     def released(self, pod_id: str) -> None:
         keep = self.state.pod if self.state.pod and self.state.pod.pod_id != pod_id else None
-        self._write(self.state.evolve(pod=keep, pending=None))
+        job = self.state.job if self.state.job and self.state.job.pod_id != pod_id else None
+        self._write(self.state.evolve(pod=keep, pending=None, job=job))
+
+    def job_launching(self, job: RunJob) -> None:
+        """Written before the launch command: a client killed from here on leaves a job a
+        later apply attaches to (or, if it never started, finds gone) instead of running again."""
+        self._write(self.state.evolve(job=job))
+
+    def job_updated(self, **changes: object) -> None:
+        """The job's pid once it runs, its exit code once a client saw it end, ..."""
+        if self.state.job is not None:
+            self._write(self.state.evolve(job=self.state.job.model_copy(update=changes)))
+
+    def job_forgotten(self) -> None:
+        """The job's run is finished (pulled, marked on the pod): nothing left to attach to."""
+        if self.state.job is not None:
+            self._write(self.state.evolve(job=None))
 
     def cancel_pending(self) -> None:
         self._write(self.state.evolve(pending=None))
@@ -87,4 +103,8 @@ class StateJournal:
         pod = self.state.pod
         if pod is not None and spec_fingerprint:
             pod = pod.model_copy(update={"spec_fingerprint": spec_fingerprint})
-        self._write(self.state.evolve(pod=pod, last_run=last_run))
+        self._write(self.state.evolve(pod=pod, last_run=last_run, job=None))
+
+    def finished_detached(self, last_run: LastRun) -> None:
+        """A detached run: the job runs on; its record stays for `attach`."""
+        self._write(self.state.evolve(last_run=last_run))

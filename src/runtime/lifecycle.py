@@ -8,7 +8,6 @@ deals with it instead of leaving it unrecorded.
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 from reconciler.observed import PodStatus
 from reconciler.state import PendingKind
@@ -39,13 +38,14 @@ class Lifecycle:
         policy_on_failure: str,
         clock: Clock,
         reporter: Reporter,
-        state_path: Path,
+        cleanup_command: str,
     ) -> None:
         self._provider = provider
         self._on_success, self._on_failure = policy_on_success, policy_on_failure
         self._clock = clock
         self._reporter = reporter
-        self._state_path = state_path
+        self._cleanup = cleanup_command
+        """`runpod-deploy cleanup ...` for this stack's state, wherever it lives."""
 
     def recover_interrupted_create(self, journal: StateJournal, run: RunProgress) -> None:
         """A create in flight when interrupted may have made a pod: find it by name, record it."""
@@ -70,9 +70,13 @@ class Lifecycle:
             return None
         action = RecordedAction(self._on_success if outcome is RunOutcome.SUCCEEDED else self._on_failure)
         pod_id = record.pod_id
+        if action is RecordedAction.DELETE and run.keep_pod:
+            # The teardown rule: the artifacts are not all here, so the pod's disks must stay.
+            self._reporter.warning(f"not deleting pod {pod_id}: its artifacts are not all pulled; stopping it")
+            action = RecordedAction.STOP
         began = self._clock.monotonic()
         self._reporter.phase_started("lifecycle", f"{action.value} pod {pod_id}")
-        cleanup = f"runpod-deploy cleanup --state-file {self._state_path}"
+        cleanup = self._cleanup
         try:
             if action is RecordedAction.DELETE:
                 terminate(
@@ -113,5 +117,5 @@ class Lifecycle:
             cost = "its volume disk keeps billing while it exists"
         self._reporter.warning(
             f"pod {pod_id} stopped for forensics; {cost}. Release it with: "
-            f"runpod-deploy cleanup --state-file {self._state_path} --mode delete (or audit: runpod-deploy ls-stale)"
+            f"{self._cleanup} --mode delete (or audit: runpod-deploy ls-stale)"
         )

@@ -32,6 +32,7 @@ from runtime.gitmeta import capture_deploy_metadata
 from runtime.rundir import (
     ArtifactPull,
     DeployMetadata,
+    JobAttempt,
     PlanSummary,
     ProvisioningAttempt,
     RunManifest,
@@ -76,6 +77,8 @@ class ApplyResult:
     state: StackState
     lifecycle_action: RecordedAction | None = None
     attempts: tuple[ProvisioningAttempt, ...] = ()
+    detached: bool = False
+    """`apply --detach`: the job was launched and runs on; nothing was pulled yet."""
 
     @property
     def exit_code(self) -> int:
@@ -113,6 +116,15 @@ class RunProgress:
     artifacts: tuple[ArtifactPull, ...] = ()
     telemetry_files: list[str] = field(default_factory=list)
     final_state: str | None = None
+    attempt: int = 1
+    """The job's attempt (`run.restart`): the job sees it as RUNPOD_DEPLOY_ATTEMPT."""
+    job_attempts: list[JobAttempt] = field(default_factory=list)
+    """The attempts that ended before this one (their pod, outcome, cost)."""
+    keep_pod: bool = False
+    """The teardown rule failed (artifacts missing or not matching): stop the pod, never delete."""
+    prior_spend_usd: float = 0.0
+    prior_runtime_sec: float = 0.0
+    """What the earlier attempts spent and ran: the cost cap and max runtime count them all."""
 
 
 class ArtifactsMissingError(JobError):
@@ -205,6 +217,7 @@ def write_run_manifest(
             inputs_fingerprint=plan.inputs_fingerprint,
         ),
         provisioning_attempts=run.attempts,
+        job_attempts=tuple(run.job_attempts),
     )
     return write_manifest(run_dir, manifest, redactor)
 

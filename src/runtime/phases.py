@@ -125,6 +125,29 @@ class JobContext:
     env: dict[str, str] = field(default_factory=dict)
     """The local environment, for `secrets: env:` values."""
     run_started: bool = False
+    attempt: int = 1
+    """Which attempt of the run this is: the job sees it as RUNPOD_DEPLOY_ATTEMPT."""
+    before_launch: Callable[[], None] | None = None
+    """Called right before the launch command (the runner journals the job's handle there)."""
+    launched: Callable[[str], None] | None = None
+    """Called with the job's pid once it runs."""
+    job_ended: Callable[[int], None] | None = None
+    """Called with the job's exit code once the monitor saw it (the plan of a client killed
+    before the pull then says "finish run X (exited 0, not pulled)")."""
+
+    @property
+    def durable_exit_code_path(self) -> str:
+        """Where the job's exit code outlives a pod stop: on the volume, per run."""
+        return durable_exit_code_path(self.spec.storage.volume_mount, self.control_dir)
+
+
+SELF_STOP_POLL_SEC = 5.0
+"""How often the on-pod self-stop waiter looks for the job's end and the client's marker."""
+
+
+def durable_exit_code_path(volume_mount: str, control_dir: str) -> str:
+    """`<volume>/.runpod-deploy/<run id>/exit_code`: survives a stop, unlike the control dir."""
+    return posixpath.join(volume_mount, ".runpod-deploy", posixpath.basename(control_dir.rstrip("/")), "exit_code")
 
 
 def _timed(ctx: JobContext, phase: str) -> _Phase:
@@ -248,11 +271,20 @@ def launch(ctx: JobContext) -> None:
         stop_earlier_jobs(ctx)
         ctx.shell.run(f"mkdir -p {shlex.quote(os.path.dirname(run.script_path) or '/')}", timeout=30)
         ctx.shell.put_text(run.script_path, run.body if run.body.endswith("\n") else run.body + "\n", mode=0o755)
+        if ctx.before_launch is not None:
+            ctx.before_launch()
+        crash_point("launch")
         output = ctx.shell.run(
-            jobscripts.launch_command(script_path=run.script_path, log_path=run.log_path, control_dir=ctx.control_dir),
+            jobscripts.launch_command(
+                script_path=run.script_path, log_path=run.log_path, control_dir=ctx.control_dir,
+                attempt=ctx.attempt, self_stop_after_sec=ctx.spec.lifecycle.self_stop_after_sec,
+                self_stop_poll_sec=SELF_STOP_POLL_SEC, durable_exit_code_path=ctx.durable_exit_code_path,
+            ),
             timeout=60,
         )
         pid = output.stdout.strip().splitlines()[-1] if output.stdout.strip() else "?"
+        if ctx.launched is not None:
+            ctx.launched(pid)
         deadline = _watchdog_deadline(ctx)
         ctx.shell.run(
             jobscripts.watchdog_command(control_dir=ctx.control_dir, log_path=run.log_path, deadline_sec=deadline),
@@ -270,6 +302,14 @@ def stop_earlier_jobs(ctx: JobContext) -> list[str]:
     would land in the new run's log and end the new run early, as a false success; and two
     copies of a job would share the GPU. Each run's control dir records its job's pid."""
     parent = posixpath.dirname(ctx.control_dir.rstrip("/"))
+    # Every earlier run is over for its clients now: its self-stop waiter (running, or waiting
+    # out its grace after the job's end) must stand down, or it stops the pod under this run.
+    ctx.shell.run(
+        f"for d in {shlex.quote(parent)}/*/; do d=${{d%/}}; [ \"$d\" = {shlex.quote(ctx.control_dir.rstrip('/'))} ] "
+        f"|| touch \"$d/{jobscripts.FINISHED_MARKER}\"; done; true",
+        timeout=30,
+        check=False,
+    )
     listing = ctx.shell.run(
         f"for d in {shlex.quote(parent)}/*/; do d=${{d%/}}; [ -e \"$d/exit_code\" ] && continue; "
         f'p=$(cat "$d/pid" 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "$d"; done; true',
@@ -395,7 +435,9 @@ class LogWatcher:
             return result
 
 
-def monitor(ctx: JobContext, *, job_status_every_sec: float = 1.0) -> MonitorResult:
+def monitor(
+    ctx: JobContext, *, job_status_every_sec: float = 1.0, log_copy: Path | None = None
+) -> MonitorResult:
     """Stream the job's log over the kept-open connection and decide how the run ends.
 
     While streaming it checks, at their own cadences: the job's exit (a cheap remote `cat`),
@@ -407,8 +449,22 @@ def monitor(ctx: JobContext, *, job_status_every_sec: float = 1.0) -> MonitorRes
     watcher = LogWatcher(success_marker=run.success_marker, failure_markers=run.failure_markers, clock=ctx.clock)
     steps_seen: set[tuple[str, str]] = set()
     next_check = {"job": started, "pod": started + ctx.budget.check_interval_sec}
+    start_offset = 0
+    copy = None
+    if log_copy is not None:
+        # Attaching: what the run dir's copy holds was seen by an earlier client; its markers
+        # still count, and the stream goes on from where the copy ends.
+        if log_copy.exists():
+            seen = log_copy.read_bytes()
+            start_offset = len(seen)
+            for earlier in seen.decode("utf-8", "replace").splitlines():
+                watcher.on_line(earlier)
+        copy = log_copy.open("ab")
 
     def on_line(line: str) -> None:
+        if copy is not None:
+            copy.write(line.encode("utf-8", "surrogateescape") + b"\n")
+            copy.flush()
         ctx.reporter.log_line(line)
         for kind, name in STEP_MARKER.findall(line):
             if (kind, name) not in steps_seen:
@@ -434,7 +490,13 @@ def monitor(ctx: JobContext, *, job_status_every_sec: float = 1.0) -> MonitorRes
         if watcher.exit is None and now >= next_check["job"]:
             next_check["job"] = now + job_status_every_sec
             try:
-                output = ctx.shell.run(jobscripts.status_command(control_dir=ctx.control_dir), timeout=30, check=False)
+                output = ctx.shell.run(
+                    jobscripts.status_command(
+                        control_dir=ctx.control_dir, durable_exit_code_path=ctx.durable_exit_code_path
+                    ),
+                    timeout=30,
+                    check=False,
+                )
                 state, code = jobscripts.parse_status(output.stdout)
                 if state == "exited":
                     watcher.job_exited(code)
@@ -452,7 +514,7 @@ def monitor(ctx: JobContext, *, job_status_every_sec: float = 1.0) -> MonitorRes
 
     with _timed(ctx, "monitor"):
         try:
-            ctx.shell.follow(run.log_path, start_offset=0, on_line=on_line, should_stop=should_stop)
+            ctx.shell.follow(run.log_path, start_offset=start_offset, on_line=on_line, should_stop=should_stop)
         except TransportError:
             # A stream that cannot reconnect is most often a pod that died under the job:
             # ask the provider before calling it a network failure.
@@ -461,7 +523,20 @@ def monitor(ctx: JobContext, *, job_status_every_sec: float = 1.0) -> MonitorRes
                 raise
             ctx.events.emit(EventName.POD_KILLED_UNEXPECTED, state=status, note="the pod left RUNNING while the job ran")
             watcher.decide(JobOutcome.POD_KILLED, f"the pod went {status} while the job ran")
+        finally:
+            if copy is not None:
+                copy.close()
     result = watcher.result()
+    if result.outcome is JobOutcome.FAILED and (result.exit_code is None or result.exit_code >= 128):
+        # Killed by a signal (a spot reclaim sends SIGTERM, then SIGKILL): if the pod went
+        # with it, that is what ended the job, and what `run.restart` acts on.
+        status = ctx.pod_watch.pod_status()
+        if status != "RUNNING":
+            ctx.events.emit(EventName.POD_KILLED_UNEXPECTED, state=status, note="the job was killed with its pod")
+            result = MonitorResult(JobOutcome.POD_KILLED, f"the pod went {status} while the job ran",
+                                   result.exit_code, result.lines_seen)
+    if result.exit_code is not None and ctx.job_ended is not None:
+        ctx.job_ended(result.exit_code)
     ctx.events.emit(EventName.JOB_FINISHED, outcome=result.outcome.value, detail=result.detail, exit_code=result.exit_code)
     return result
 
@@ -482,6 +557,7 @@ def pull_artifacts(ctx: JobContext, *, best_effort: bool) -> tuple[ArtifactPull,
     """The run log always, then each artifact; on failure every pull is best effort."""
     run = ctx.spec.run
     pulls: list[ArtifactPull] = []
+    crash_point("before_pull")
     with _timed(ctx, "pull"):
         try:
             ctx.transfer.pull(run.log_path, ctx.run_dir, delete=False)
@@ -528,3 +604,67 @@ def pull_artifacts(ctx: JobContext, *, best_effort: bool) -> tuple[ArtifactPull,
 def _local_path(ctx: JobContext, path: str) -> Path:
     candidate = Path(os.path.expanduser(path))
     return candidate if candidate.is_absolute() else ctx.project_root / candidate
+
+
+CHECKSUM_MAX_BYTES = 4 * 1024 * 1024
+"""Files up to this size are compared by sha256 as well as by size before a delete."""
+
+
+def _remote_listing_command(remote_path: str) -> str:
+    """Prints `kind dir|file`, then `S<TAB>size<TAB>path` per file and `H<TAB>sha256<TAB>path`
+    per file under `CHECKSUM_MAX_BYTES`, paths relative to the pulled tree's root."""
+    q = shlex.quote(remote_path.rstrip("/") or "/")
+    small = f"-size -{CHECKSUM_MAX_BYTES // 1024 + 1}k"
+    return (
+        f"if [ -d {q} ]; then echo 'kind dir'; cd {q} && "
+        f"find . -type f -printf 'S\\t%s\\t%P\\n' && "
+        f"find . -type f {small} -exec sha256sum {{}} + | sed 's|^\\([0-9a-f]*\\)  \\./|H\\t\\1\\t|'; "
+        f"elif [ -f {q} ]; then echo 'kind file'; n=$(basename {q}); "
+        f"printf 'S\\t%s\\t%s\\n' \"$(stat -c %s {q})\" \"$n\"; "
+        f"[ $(stat -c %s {q}) -lt {CHECKSUM_MAX_BYTES} ] && printf 'H\\t%s\\t%s\\n' "
+        f"\"$(sha256sum < {q} | cut -d' ' -f1)\" \"$n\"; true; "
+        f"else echo 'kind missing'; fi"
+    )
+
+
+def verify_artifacts(ctx: JobContext, pulls: Sequence[ArtifactPull]) -> list[str]:
+    """The teardown rule: every required artifact is here with the size the pod reports, and
+    the same sha256 for files under `CHECKSUM_MAX_BYTES`. Returns what does not match."""
+    import fnmatch
+    import hashlib
+
+    problems: list[str] = []
+    for pull in pulls:
+        remote, local_path = pull.remote_path, pull.local_path
+        if not pull.required or pull.status is not ArtifactStatus.SUCCESS or not remote or not local_path:
+            continue
+        listing = ctx.shell.run(_remote_listing_command(remote), timeout=300, check=False)
+        lines = (listing.stdout or "").splitlines()
+        kind = lines[0].split()[-1] if lines and lines[0].startswith("kind ") else "missing"
+        if kind == "missing":
+            continue  # nothing on the pod to lose
+        local = Path(local_path)
+        if kind == "dir" and not remote.endswith("/"):
+            local = local / posixpath.basename(remote.rstrip("/"))
+        sizes: dict[str, int] = {}
+        sums: dict[str, str] = {}
+        for line in lines[1:]:
+            parts = line.split("\t", 2)
+            if len(parts) == 3 and parts[0] == "S" and parts[1].isdigit():
+                sizes[parts[2]] = int(parts[1])
+            elif len(parts) == 3 and parts[0] == "H":
+                sums[parts[2]] = parts[1]
+        for rel, size in sorted(sizes.items()):
+            if any(fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(posixpath.basename(rel), pattern)
+                   or any(fnmatch.fnmatch(part, pattern.strip("/")) for part in rel.split("/")[:-1])
+                   for pattern in pull.excludes):
+                continue
+            here = local / rel
+            label = f"{pull.label}: {posixpath.join(remote, rel) if kind == 'dir' else remote}"
+            if not here.is_file():
+                problems.append(f"{label} (missing locally)")
+            elif here.stat().st_size != size:
+                problems.append(f"{label} ({here.stat().st_size} bytes here, {size} on the pod)")
+            elif rel in sums and hashlib.sha256(here.read_bytes()).hexdigest() != sums[rel]:
+                problems.append(f"{label} (sha256 differs)")
+    return problems

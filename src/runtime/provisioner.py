@@ -79,12 +79,28 @@ class Provisioner:
             elif step.kind is StepKind.CREATE:
                 self._create(journal, run, events)
             elif step.kind is StepKind.RESUME:
-                self._resume(step.pod_id or "", journal, run, events)
+                # Attaching to a run only needs the pod's disks: zero GPUs will do.
+                self._resume(step.pod_id or "", journal, run, events, zero_gpu_ok=plan.attach is not None)
             elif step.kind in (StepKind.ADOPT, StepKind.NOOP):
                 self._reuse(step.pod_id or "", journal, run, events, adopt=step.kind is StepKind.ADOPT)
         if run.pod is None:
             raise JobFailedError("the plan leaves the stack without a pod to run the job on")
         self.reporter.phase_finished("provision", self.clock.monotonic() - began)
+
+    def relaunch(self, journal: StateJournal, run: RunProgress, events: EventLog) -> None:
+        """A pod for the job's next attempt (`run.restart`): the same pod if it came back
+        RUNNING, else a fresh one through the placement walk (a network volume pins the
+        datacenter), the killed one deleted first (its disks went with the reclaim)."""
+        assert run.pod is not None
+        old = run.pod.pod_id
+        pod = self.provider.get_pod(old)
+        run.resumed = False
+        if pod is not None and pod.status is PodStatus.RUNNING:
+            self._reuse(old, journal, run, events, adopt=False)
+            return
+        terminate(self.provider, old, journal=journal, events=events)
+        run.pod = None
+        self._create(journal, run, events)
 
     def _ready_deadline(self) -> float:
         return self.connector.ready_timeout_sec
@@ -146,7 +162,9 @@ class Provisioner:
             EventName.GPU_SELECTED, gpu_id=result.candidate.gpu_type_id, datacenter_id=result.candidate.datacenter_id
         )
 
-    def _resume(self, pod_id: str, journal: StateJournal, run: RunProgress, events: EventLog) -> None:
+    def _resume(
+        self, pod_id: str, journal: StateJournal, run: RunProgress, events: EventLog, *, zero_gpu_ok: bool = False
+    ) -> None:
         record = journal.state.pod
         gpu_count = (record.gpu_count if record and record.gpu_count else None) or self.spec.pod.gpu_count
         journal.begin("start", pod_name=record.name if record else "", pod_id=pod_id)
@@ -158,7 +176,7 @@ class Provisioner:
             self._replace_unresumable(pod_id, str(error), journal, run, events)
             return
         journal.confirmed()
-        if resumed.gpu_count == 0:
+        if resumed.gpu_count == 0 and not zero_gpu_ok:
             # RunPod resumes a pod whose host gave its GPUs away with gpuCount 0, and bills it.
             self._replace_unresumable(pod_id, f"it came back with 0 GPUs (asked for {gpu_count})", journal, run, events)
             return
@@ -169,7 +187,7 @@ class Provisioner:
             clock=self.clock,
             reporter=self.reporter,
         )
-        if pod.gpu_count == 0:
+        if pod.gpu_count == 0 and not zero_gpu_ok:
             self._replace_unresumable(pod_id, f"it came back with 0 GPUs (asked for {gpu_count})", journal, run, events)
             return
         journal.pin(self.connector.connect(pod, journal, new_boot=True, events=events))

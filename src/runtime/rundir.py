@@ -57,6 +57,7 @@ __all__ = [
     "EventRecord",
     "GpuSample",
     "HostMemorySample",
+    "JobAttempt",
     "LifecycleAction",
     "ManifestError",
     "MetricsLog",
@@ -286,11 +287,22 @@ class PlanSummary(_Record):
 
 
 _COLLECTION_KEYS = frozenset(
-    {"deploy_metadata", "artifacts", "telemetry_files", "provisioning_attempts"}
+    {"deploy_metadata", "artifacts", "telemetry_files", "provisioning_attempts", "job_attempts"}
 )
 
 
 _SWEEP_KEYS = ("sweep_id", "sweep_point")
+
+
+class JobAttempt(_Record):
+    """One attempt of the job (`run.restart`): its pod, how it ended, what it cost."""
+
+    attempt: int
+    pod_id: str | None = None
+    outcome: str | None = None
+    seconds: Number | None = None
+    usd: Number | None = None
+    detail: str | None = None
 
 
 class RunManifest(_Record):
@@ -335,6 +347,8 @@ class RunManifest(_Record):
     """The `runpod-deploy sweep` this run was a point of (absent outside a sweep)."""
     sweep_point: dict[str, str] | None = None
     """That point's variables (a secret one masked)."""
+    job_attempts: tuple[JobAttempt, ...] = ()
+    """Every attempt of the job when `run.restart` relaunched it (empty: one attempt)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -474,6 +488,9 @@ class EventName(StrEnum):
     SECRET_STAGED = "secret_staged"
     STAGING_PUSHED = "staging_pushed"
     JOB_LAUNCHED = "job_launched"
+    JOB_RESTARTED = "job_restarted"
+    RUN_ATTACHED = "run_attached"
+    RUN_DETACHED = "run_detached"
     FAILURE_MARKER_SEEN = "failure_marker_seen"
     BUDGET_EXCEEDED = "budget_exceeded"
     RUNTIME_EXCEEDED = "runtime_exceeded"

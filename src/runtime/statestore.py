@@ -256,6 +256,14 @@ class StateStore:
             return str(self.path)
         return self.backend.where(self.key)
 
+    def cleanup_command(self, config_path: Path | str) -> str:
+        """The `cleanup` line that reaches this state: its local file, or the stack file on
+        the shared backend (`--state-file` would name a local path no one else has)."""
+        if self.backend is None or self.key is None:
+            return f"runpod-deploy cleanup --state-file {self.path}"
+        url = self.backend_url.as_option if self.backend_url is not None else self.backend.url
+        return f"runpod-deploy cleanup --config {config_path} --backend '{url}'"
+
     @property
     def stack_label(self) -> str:
         """How `state` commands name this stack (its state file name without `.json`)."""

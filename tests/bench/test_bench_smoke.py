@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = {"startup", "drift", "apply", "staging", "pulling", "failover", "backend", "sweep"}
+SCENARIOS = {"startup", "drift", "apply", "staging", "pulling", "failover", "backend", "sweep",
+             "attach"}
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]  # the bench starts its own simulators
 

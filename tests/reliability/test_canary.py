@@ -101,6 +101,14 @@ def test_no_canary_leaves_the_process_whichever_phase_fails(proj: Proj) -> None:
     outputs.append(done.stdout + done.stderr)
     assert done.returncode == 3, done.stderr[-3000:]
 
+    # Detach, then status (text and JSON: the log's last lines carry the secrets), then attach.
+    config = _stack(proj, None)
+    for command in (["apply", "--yes", "--detach"], ["status"], ["status", "--json"], ["attach"]):
+        done = proj.cli(*command, "--config", str(config), *inputs, env=env)
+        outputs.append(done.stdout + done.stderr)
+        assert done.returncode == 0, f"{command}: {done.stderr[-3000:]}"
+    assert "job sees <redacted>" in outputs[-2], outputs[-2][-1500:]
+
     # The job saw every secret (so each was really in play) and its own log keeps them verbatim.
     first_run = run_dirs(proj.root)[0]
     job_log = (first_run / LOG_NAME).read_text()

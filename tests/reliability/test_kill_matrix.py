@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.plan import StepKind
-from runpod_deploy.api import load_stack, make_plan
+from reconciler.plan import PlanOptions, StepKind
+from runpod_deploy.api import ApplyRequest, load_stack, make_plan
 from runtime.failpoints import POINTS
 from runtime.rundir import RunOutcome
 
@@ -45,7 +45,9 @@ CASES = [
     ("ssh_wait", "delete", [StepKind.NOOP]),
     ("setup", "delete", [StepKind.NOOP]),
     ("stage", "delete", [StepKind.NOOP]),
+    ("launch", "delete", [StepKind.NOOP]),
     ("monitor", "delete", [StepKind.NOOP]),
+    ("before_pull", "delete", [StepKind.NOOP]),
     ("pull", "delete", [StepKind.NOOP]),
     ("before_lifecycle_call", "delete", [StepKind.REPLACE]),
     ("after_lifecycle_call", "delete", [StepKind.FORGET, StepKind.CREATE]),
@@ -121,6 +123,8 @@ def test_sigkill_at_a_crash_point_then_plan_shows_it_and_apply_converges(
     # 3. The next apply converges.
     result = proj.apply(config)
     assert result.outcome is RunOutcome.SUCCEEDED, (result.detail, proj.log.getvalue()[-3000:])
+    assert (result.run_dir / "out" / "result.txt").exists(), (
+        sorted(run_dirs(proj.root)), result.run_dir, proj.log.getvalue()[-3000:])
     assert (result.run_dir / "out" / "result.txt").read_text() == "payload\n"
     assert "[job] DONE" in (result.run_dir / "pulled" / "job.log").read_text()
     after = proj.state(config)
@@ -138,17 +142,18 @@ def test_sigkill_at_a_crash_point_then_plan_shows_it_and_apply_converges(
     assert len(run_dirs(proj.root)) >= 1
 
 
-def test_a_job_left_running_by_a_killed_apply_is_stopped_before_the_next_run_starts(proj: Proj) -> None:
-    """The killed apply's job runs on, detached; the next apply reuses the pod. If the old job
-    were left alone it would write its success marker into the new run's log (the log path is
-    the same) and the new run would "succeed" before its own job ends."""
+def test_a_job_left_running_by_a_killed_apply_is_stopped_before_a_rerun_starts(proj: Proj) -> None:
+    """The killed apply's job runs on, detached; `apply --rerun` reuses the pod and runs the
+    job again. If the old job were left alone it would write its success marker into the new
+    run's log (the log path is the same) and the new run would "succeed" before its own job
+    ends. (Without --rerun the next apply attaches instead: tests/reliability/test_long_jobs.py.)"""
     body = "echo 'started {run_id}'\nsleep 3\necho '[job] DONE {run_id}'\n"
     config = proj.stack({"run": {"body": body}, "telemetry": QUIET_TELEMETRY})
     killed = proj.cli("apply", "--config", str(config), "--yes", "--provider", "api", crash_at="monitor")
     assert killed.returncode == -9, killed.stderr[-2000:]
     first_run = run_dirs(proj.root)[0].name
 
-    result = proj.apply(config)
+    result = proj.apply(config, ApplyRequest(provider="api", plan_options=PlanOptions(rerun=True)))
     assert result.ok, result.detail
     log = (result.run_dir / "job.log").read_text()
     lines = log.splitlines()

@@ -138,11 +138,24 @@ class FakeJob:
 
     error: BaseException | None = None
     ran_on: list[str] = field(default_factory=list)
+    keep_pod: bool = False
+    """Act as the teardown rule does when the pulled artifacts do not match the pod's."""
 
-    def run(self, run: RunProgress, session: Any, run_dir: Path, events: EventLog) -> None:
+    def run(
+        self,
+        run: RunProgress,
+        session: Any,
+        run_dir: Path,
+        events: EventLog,
+        *,
+        journal: Any = None,
+        attach: Any = None,
+        detach: bool = False,
+    ) -> None:
         assert run.pod is not None and session is not None
         self.ran_on.append(run.pod.pod_id)
         run.run_started = True
+        run.keep_pod = self.keep_pod
         if self.error is not None:
             raise self.error
 
@@ -400,6 +413,19 @@ def test_each_failure_class_ends_in_on_failure_a_manifest_and_its_exit_code(
     assert world.events()[-1]["event"] == "run_finished"
     if isinstance(error, ValueError):
         assert any("unexpected error: ValueError: a bug" in w for w in world.reporter.warnings)
+
+
+def test_artifacts_that_do_not_match_stop_the_pod_even_under_delete(world: World) -> None:
+    """The teardown rule: a run whose artifacts are not all here never deletes the pod."""
+    world.load(on_success="delete", on_failure="delete")
+    plan, state = world.plan()
+    result = world.apply(FakeJob(error=ArtifactsMissingError("out: result.txt (missing locally)"), keep_pod=True),
+                         plan, state)
+    assert result.outcome is RunOutcome.ARTIFACT_PULL_FAILED and result.exit_code == 1
+    assert result.lifecycle_action is not None and result.lifecycle_action.value == "stop"
+    [pod] = world.provider.pods.values()
+    assert pod.status is PodStatus.EXITED and result.state.pod is not None
+    assert any("not deleting pod" in w for w in world.reporter.warnings)
 
 
 def test_provisioning_failure_leaves_no_pod_and_exit_3(world: World) -> None:

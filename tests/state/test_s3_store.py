@@ -229,3 +229,17 @@ def test_bad_backend_urls_say_what_is_wrong() -> None:
         with pytest.raises(BackendConfigError) as caught:
             parse_backend_url(url)
         assert words in str(caught.value), url
+
+
+def test_the_cleanup_hint_reaches_the_shared_state_without_credentials(moto_s3: S3, bucket: str,
+                                                                      tmp_path: Path) -> None:
+    """A lifecycle hint on a shared backend names the stack file and the backend (a local
+    `--state-file` path would exist on no teammate's machine), and never a credential."""
+    url = s3_url(moto_s3.endpoint.replace("http://", "http://key:sekrit@", 1), bucket)
+    shared = store(tmp_path, url)
+    hint = shared.cleanup_command("stacks/train.yaml")
+    assert hint.startswith("runpod-deploy cleanup --config stacks/train.yaml --backend 's3://")
+    assert f"s3://{bucket}/team?endpoint=" in hint and "sekrit" not in hint
+    local = StateStore(tmp_path / "train.json", IDENTITY)
+    assert local.cleanup_command("stacks/train.yaml") == \
+        f"runpod-deploy cleanup --state-file {tmp_path / 'train.json'}"

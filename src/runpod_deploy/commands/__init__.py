@@ -14,12 +14,13 @@ from collections.abc import Callable
 
 import typer
 
-from runpod_deploy.commands import apply, core, drift, forensics, ops, sim, state, sweep
+from runpod_deploy.commands import apply, attach, core, drift, forensics, ops, sim, state, sweep
 
 COMMAND_MODULES: tuple[Callable[[typer.Typer], None], ...] = (
     core.register,
     apply.register,
     sweep.register,
+    attach.register,
     forensics.register,
     drift.register,
     ops.register,

@@ -89,6 +89,12 @@ def _apply_command(
     max_gpu_price: Annotated[Optional[float], typer.Option(  # noqa: UP045
         "--max-gpu-price", help="Skip GPUs above this $/GPU/hr; delete a pod priced above it.")] = None,
     force_fresh: Annotated[bool, typer.Option("--force-fresh", help="Never reuse a pod: replace it.")] = False,
+    rerun: Annotated[bool, typer.Option(
+        "--rerun", help="Run the job again even when an earlier run of it is unfinished on the pod "
+        "(by default apply attaches to that run and finishes it).")] = False,
+    detach: Annotated[bool, typer.Option(
+        "--detach", help="Return once the job runs (the pod's watchdog enforces the deadline and "
+        "cost cap; the pod stops itself after the job); `attach` finishes the run.")] = False,
     delete_orphans: Annotated[bool, typer.Option(
         "--delete-orphans", help="Also delete pods with this stack's prefix that no state records.")] = False,
     print_run_dir: Annotated[bool, typer.Option(
@@ -138,7 +144,8 @@ def _apply_command(
         request = ApplyRequest(
             cli_vars=tuple(var or ()),
             vars_file=str(vars_file) if vars_file else None,
-            plan_options=PlanOptions(force_fresh=force_fresh, delete_orphans=delete_orphans),
+            plan_options=PlanOptions(force_fresh=force_fresh, delete_orphans=delete_orphans, rerun=rerun),
+            detach=detach,
             provider=provider,
             cost_cap_usd=cost_cap_usd,
             max_runtime_minutes=max_runtime_minutes,
@@ -220,7 +227,11 @@ def _apply_command(
             "manifest": str(result.manifest_path) if result.manifest_path else None,
             "pod_id": result.pod_id,
             "lifecycle_action": result.lifecycle_action.value if result.lifecycle_action else None,
+            "detached": result.detached,
         }, indent=2))
+    elif result.detached:
+        print(f"Detached: {result.detail}", file=sys.stderr)
+        print(f"Run dir: {result.run_dir}", file=sys.stderr)
     else:
         verdict = "succeeded" if result.ok else f"FAILED ({result.outcome.value})"
         print(f"Run {verdict}: {result.detail}", file=sys.stderr)

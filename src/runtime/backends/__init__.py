@@ -136,6 +136,17 @@ class BackendUrl:
         return base + (f" (endpoint {_without_userinfo(self.endpoint)})" if self.endpoint else "")
 
     @property
+    def as_option(self) -> str:
+        """The URL to give `--backend` in a hint: what finds the store, no credentials."""
+        if self.scheme == "file":
+            return f"file://{self.root}"
+        base = f"s3://{self.root}" + (f"/{self.prefix}" if self.prefix else "")
+        query = [(name, value) for name, value in (
+            ("endpoint", _without_userinfo(self.endpoint) if self.endpoint else None),
+            ("region", self.region), ("profile", self.profile)) if value]
+        return base + ("?" + "&".join(f"{k}={v}" for k, v in query) if query else "")
+
+    @property
     def is_file(self) -> bool:
         return self.scheme == "file"
 
