@@ -151,6 +151,9 @@ def test_detached_and_never_come_back_the_pod_stops_itself_then_attach_finishes(
     assert later["compute_usd"] == before["compute_usd"] and later["running_seconds"] == before["running_seconds"]
     assert later["stopped_seconds"] > before["stopped_seconds"]
 
+    told = proj.cli("status", "--config", str(config), "--provider", "api")
+    assert told.returncode == 0 and "(EXITED)" in told.stdout and "runpod-deploy attach` resumes it" in told.stdout
+
     # Its GPU went to someone else meanwhile: the pod resumes with none, and /workspace will do.
     proj.sim.fault("zero_gpu_resume", pod_id=pod["id"])
     attached = attach_stack(config, ApplyRequest(provider="api"), env=proj.env, reporter=PlainReporter(proj.log))

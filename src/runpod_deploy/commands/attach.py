@@ -128,6 +128,9 @@ def _status_command(
     print(f"  elapsed  {minutes}m{seconds:02d}s")
     print(f"  spend    {spend}")
     print(f"  run dir  {status.run_dir}")
+    if status.pod_status == "EXITED":
+        print("  the pod is stopped (a pod stops itself once the job has ended and no client finished "
+              "the run): `runpod-deploy attach` resumes it, pulls and finishes the run")
     if status.last_lines:
         print("  last lines:")
         for line in status.last_lines:
