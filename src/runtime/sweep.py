@@ -42,6 +42,7 @@ from runtime.reporter import PodSelected, Reporter
 
 if TYPE_CHECKING:
     from reconciler.plan import Plan
+    from runtime.backends import StateBackend
     from runtime.outcome import ApplyResult
 
 __all__ = [
@@ -56,8 +57,11 @@ __all__ = [
     "SweepRecord",
     "SweepResult",
     "SweepView",
+    "find_sweep_record",
     "new_sweep_id",
     "read_sweep_record",
+    "rows_of_record",
+    "sweep_record_key",
     "sweep_record_path",
     "sweeps_dir",
 ]
@@ -71,6 +75,8 @@ class PointStatus(StrEnum):
     FAILED = "failed"
     NOT_RUN = "not_run"
     INTERRUPTED = "interrupted"
+    DETACHED = "detached"
+    """`sweep --detach`: launched; the pod supervises the job; `sweep --attach` collects it."""
 
 
 FINAL_STATUSES = frozenset({PointStatus.SUCCEEDED, PointStatus.FAILED, PointStatus.NOT_RUN,
@@ -109,14 +115,29 @@ class PointRow:
 
 
 class SweepRecord:
-    """The sweep as a file: `<state dir>/sweeps/<sweep id>.json`, rewritten atomically."""
+    """The sweep as a file: `<state dir>/sweeps/<sweep id>.json`, rewritten atomically; with a
+    shared state backend also `sweeps/<sweep id>.json` there, so that `sweep --status/--attach`
+    work from another machine of the team."""
 
-    def __init__(self, path: Path, header: Mapping[str, Any]) -> None:
+    def __init__(self, path: Path, header: Mapping[str, Any],
+                 backend: StateBackend | None = None) -> None:
         self.path = path
         self.header = dict(header)
+        self.backend = backend
+        self.backend_error: str | None = None
+        """Why the last copy to the backend failed (the local file is still written)."""
 
     def write(self, rows: Sequence[PointRow]) -> None:
         body = {**self.header, "points": [_row_json(r) for r in rows]}
+        if self.backend is not None:
+            from runtime.backends import BackendError
+
+            try:
+                self.backend.put(sweep_record_key(self.path.stem),
+                                 (json.dumps(body, indent=2) + "\n").encode("utf-8"))
+                self.backend_error = None
+            except (BackendError, OSError) as exc:
+                self.backend_error = str(exc)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
         try:
@@ -162,12 +183,47 @@ def sweep_record_path(env: Mapping[str, str], sweep_id: str) -> Path:
     return sweeps_dir(env) / f"{sweep_id}.json"
 
 
+def sweep_record_key(sweep_id: str) -> str:
+    """The sweep record's key under a shared state backend."""
+    return f"sweeps/{sweep_id}.json"
+
+
 def read_sweep_record(path: Path) -> dict[str, Any]:
     """A sweep record as written (for `--status`/`--attach` in another process)."""
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise TypeError(f"{path} is not a sweep record")
     return data
+
+
+def find_sweep_record(env: Mapping[str, str], sweep_id: str,
+                      backend: StateBackend | None) -> dict[str, Any] | None:
+    """The record of `sweep_id`: from the shared backend when one is in use (the team's copy),
+    else (or when the backend has none) the local file; None when neither has it."""
+    if backend is not None:
+        found = backend.read(sweep_record_key(sweep_id))
+        if found is not None:
+            data = json.loads(found.data.decode("utf-8"))
+            if isinstance(data, dict):
+                return data
+    path = sweep_record_path(env, sweep_id)
+    return read_sweep_record(path) if path.is_file() else None
+
+
+def rows_of_record(record: Mapping[str, Any]) -> tuple[PointRow, ...]:
+    """The points of a written record as rows (what `--status` and `--attach` start from)."""
+    rows = []
+    for item in record.get("points", []):
+        variables = tuple((str(k), str(v)) for k, v in dict(item.get("variables") or {}).items())
+        rows.append(PointRow(
+            point=SweepPoint(index=int(item["index"]), variables=variables),
+            status=PointStatus(item.get("status") or "pending"),
+            pod_id=item.get("pod_id"), attempts=int(item.get("attempts") or 0),
+            outcome=item.get("outcome"), detail=str(item.get("detail") or ""),
+            run_dir=item.get("run_dir"), run_dirs=tuple(item.get("run_dirs") or ()),
+            state_path=item.get("state_path"), stack_key=item.get("stack_key"),
+            spent_usd=float(item.get("cost_usd") or 0.0)))
+    return tuple(rows)
 
 
 def new_sweep_id(now: datetime | None = None) -> str:
@@ -221,7 +277,8 @@ class SweepResult:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        return 0 if all(r.status is PointStatus.SUCCEEDED for r in self.rows) else 1
+        ok = (PointStatus.SUCCEEDED, PointStatus.DETACHED)
+        return 0 if all(r.status in ok for r in self.rows) else 1
 
     @property
     def total_usd(self) -> float:
@@ -260,7 +317,9 @@ class SweepDriver:
 
     def __init__(self, points: Sequence[SweepPoint], *, runner: PointRunner, options: SweepOptions,
                  record: SweepRecord, sweep_id: str, view: SweepView | None = None,
-                 refresh_sec: float = 0.25) -> None:
+                 refresh_sec: float = 0.25, rows: Sequence[PointRow] | None = None) -> None:
+        """`rows`: where the points stand (`--attach` starts from the record); a point already
+        in a final status is reported as it is, not run."""
         if options.max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
         self.sweep_id = sweep_id
@@ -269,7 +328,7 @@ class SweepDriver:
         self.record = record
         self.view = view
         self.budget = FleetBudget(options.cost_cap_usd)
-        self._rows = [PointRow(point=p) for p in points]
+        self._rows = list(rows) if rows is not None else [PointRow(point=p) for p in points]
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._dirty = True
@@ -332,7 +391,8 @@ class SweepDriver:
 
             def run_dir(self, path: Path) -> None:
                 row = driver.row(index)
-                driver.change(index, run_dir=str(path), run_dirs=(*row.run_dirs, str(path)))
+                known = row.run_dirs if str(path) in row.run_dirs else (*row.run_dirs, str(path))
+                driver.change(index, run_dir=str(path), run_dirs=known)
 
         control = Control()
         point = self.row(index).point
@@ -353,7 +413,9 @@ class SweepDriver:
                         updates["pod_id"] = result.pod_id
                     self._tag_manifest(result, point)
                 if outcome == "succeeded":
-                    self.change(index, status=PointStatus.SUCCEEDED, **updates)
+                    detached = result is not None and result.detached
+                    self.change(index, status=PointStatus.DETACHED if detached
+                                else PointStatus.SUCCEEDED, **updates)
                     return
                 if outcome == "not_admitted":
                     self._not_admitted(index, detail)
@@ -435,7 +497,7 @@ class SweepDriver:
     # ----- the whole sweep ---------------------------------------------------------------------
     def run(self) -> SweepResult:
         """Run every point; returns when each has finished or was not started."""
-        pending = [r.point.index for r in self._rows]
+        pending = [r.point.index for r in self._rows if r.status not in FINAL_STATUSES]
         workers: dict[int, threading.Thread] = {}
         interrupted = False
         self._flush()
