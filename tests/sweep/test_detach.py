@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import Project, events_of, manifest_of, project
-from tests.sweep.helpers import cli, write_template
+from tests.sweep.helpers import cli, cli_env, write_template
 
 pytestmark = pytest.mark.sim
 __all__ = ["project"]
@@ -109,3 +110,45 @@ def test_status_of_an_unknown_sweep_fails_clearly(project: Project) -> None:
     assert done.returncode != 0
     assert "no sweep sw-20260101T000000Z-000000" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _machine(project: Project, name: str, **extra: str) -> dict[str, str]:
+    """The environment of another machine of the team: its own HOME and local state dir."""
+    home = project.root.parent / f"{name}-home"
+    home.mkdir(exist_ok=True)
+    return {**cli_env(project), "HOME": str(home),
+            "RUNPOD_DEPLOY_STATE_DIR": str(project.root.parent / f"{name}-state"), **extra}
+
+
+def _run(project: Project, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runpod_deploy", *args], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=project.root, check=False)
+
+
+def test_a_detached_sweep_on_a_shared_backend_is_collected_from_another_machine(
+        project: Project) -> None:
+    team = f"file://{project.root.parent / 'team-state'}"
+    config = write_template(project, {"run": {"body": GATED_BODY}})
+    laptop = _machine(project, "laptop", RUNPOD_DEPLOY_BACKEND=team)
+    launched = _run(project, laptop, "sweep", "--config", str(config), "--matrix", "seed=1,2",
+                    "--max-parallel", "2", "--detach", "--json", "--print-run-dirs")
+    assert launched.returncode == 0, launched.stderr[-4000:]
+    body, run_dirs = _split(launched)
+    sweep_id = str(body["sweep_id"])
+
+    desktop = _machine(project, "desktop")  # knows the team's backend from --backend only
+    assert not (Path(desktop["RUNPOD_DEPLOY_STATE_DIR"]) / "sweeps").exists()
+    status = _run(project, desktop, "sweep", "--status", sweep_id, "--backend", team, "--json")
+    assert status.returncode == 0, status.stderr[-4000:]
+    assert [p["job"] for p in json.loads(status.stdout)["points"]] == ["running"] * 2
+    _open_gates(project)
+    collected = _run(project, desktop, "sweep", "--attach", sweep_id, "--backend", team,
+                     "--max-parallel", "2", "--json", "--print-run-dirs")
+    assert collected.returncode == 0, collected.stderr[-4000:]
+    body, attached_dirs = _split(collected)
+    assert attached_dirs == run_dirs
+    assert project.live_pods() == []
+
+    # back on the laptop, the team's record says every point is done: nothing is re-run
+    shown = _run(project, laptop, "sweep", "--status", sweep_id, "--json")
+    assert [p["status"] for p in json.loads(shown.stdout)["points"]] == ["succeeded"] * 2
