@@ -102,7 +102,8 @@ def _sweep_command(
         if status is not None or attach is not None:
             found = _find_record(status or attach or "", env, backend)
             if status is not None:
-                _show_status(found, config, var or (), env, backend, as_json)
+                _show_status(found, config, var or (), env, backend,
+                             str(key) if key is not None else None, as_json)
                 return
             result = _attach(found, config, var or (), env, backend,
                              str(key) if key is not None else None, max_parallel, plain, as_json)
@@ -254,9 +255,9 @@ def _run(config: Path, points: "Sequence[SweepPoint]", cli_vars: Sequence[str],
         "cli_vars": _masked(cli_vars, stacks[0].job.variables.secret_names),
         "vars_file": str(vars_file) if vars_file else None, "provider": provider,
         "max_parallel": max_parallel, "retry": retry, "cost_cap_usd": cap,
-        "detach": detach, "backend": stacks[0].backend,
+        "detach": detach, "backend": _shown_backend(stacks[0].backend, env),
     }, backend=_open_backend(stacks[0].backend, env))
-    view = _make_view(plain or as_json or detach, len(points), sweep_id)
+    view = _make_view(plain or as_json, len(points), sweep_id)
     driver = SweepDriver(points, runner=_apply_runner(config, request, env),
                          options=SweepOptions(max_parallel=max_parallel, retry=retry,
                                               cost_cap_usd=cap, retry_delay_sec=retry_delay_sec),
@@ -301,6 +302,15 @@ def _open_backend(url: Optional[str], env: Mapping[str, str]) -> Any:  # noqa: U
     return open_backend(parse_backend_url(url, home=env.get("HOME")))
 
 
+def _shown_backend(url: Optional[str], env: Mapping[str, str]) -> Optional[str]:  # noqa: UP045
+    """The backend as the record keeps it: what finds the store, never a credential."""
+    if not url:
+        return None
+    from runtime.backends import parse_backend_url
+
+    return parse_backend_url(url, home=env.get("HOME")).as_option
+
+
 def _find_record(sweep_id: str, env: Mapping[str, str],
                  backend: Optional[str]) -> dict[str, Any]:  # noqa: UP045
     """The sweep's record: the shared backend's copy (`--backend`, `RUNPOD_DEPLOY_BACKEND`),
@@ -326,7 +336,7 @@ def _find_record(sweep_id: str, env: Mapping[str, str],
 
 def _record_request(record: Mapping[str, Any], config: Optional[Path],  # noqa: UP045
                     cli_vars: Sequence[str], backend: Optional[str],  # noqa: UP045
-                    ssh_key: Optional[str]) -> tuple[Path, Any]:  # noqa: UP045
+                    ssh_key: Optional[str], env: Mapping[str, str]) -> tuple[Path, Any]:  # noqa: UP045
     """The stack file and the `ApplyRequest` of a recorded sweep: its own `--var`s with a
     masked (secret) one replaced by this command's `--var`, which it must then give again."""
     from reconciler.diagnostics import SpecError, error
@@ -345,15 +355,16 @@ def _record_request(record: Mapping[str, Any], config: Optional[Path],  # noqa: 
                                    field_path=f"--var {key}")])
         kept.append(str(item))
     stack_file = config or Path(str(record["config_path"]))
-    url = backend if backend is not None else record.get("backend")
+    url = backend if backend is not None else (env.get("RUNPOD_DEPLOY_BACKEND")
+                                               or record.get("backend"))
     return stack_file, ApplyRequest(
         cli_vars=(*kept, *cli_vars), vars_file=record.get("vars_file"),
         provider=str(record.get("provider") or "runpodctl"), ssh_key=ssh_key, backend=url)
 
 
 def _show_status(record: Mapping[str, Any], config: Optional[Path],  # noqa: UP045
-                 cli_vars: Sequence[str], env: Mapping[str, str],
-                 backend: Optional[str], as_json: bool) -> None:  # noqa: UP045
+                 cli_vars: Sequence[str], env: Mapping[str, str], backend: Optional[str],  # noqa: UP045
+                 ssh_key: Optional[str], as_json: bool) -> None:  # noqa: UP045
     """`sweep --status`: each point as its record and its stack's `stack_status` see it."""
     import json
     from concurrent.futures import ThreadPoolExecutor
@@ -361,7 +372,7 @@ def _show_status(record: Mapping[str, Any], config: Optional[Path],  # noqa: UP0
     from runpod_deploy.api import stack_status
     from runtime.sweep import rows_of_record
 
-    stack_file, request = _record_request(record, config, cli_vars, backend, None)
+    stack_file, request = _record_request(record, config, cli_vars, backend, ssh_key, env)
     rows = rows_of_record(record)
 
     def one(row: "PointRow") -> dict[str, Any]:
@@ -375,7 +386,8 @@ def _show_status(record: Mapping[str, Any], config: Optional[Path],  # noqa: UP0
         try:
             found = stack_status(stack_file, cli_vars=(*request.cli_vars, *row.point.cli_vars),
                                  vars_file=request.vars_file, provider=request.provider,
-                                 env=env, backend=request.backend, lines=3)
+                                 env=env, ssh_key=request.ssh_key, backend=request.backend,
+                                 lines=3)
         except Exception as exc:  # noqa: BLE001 - one point's trouble is its row's, not the table's
             entry["detail"] = f"{type(exc).__name__}: {exc}"
             return entry
@@ -421,7 +433,7 @@ def _attach(record: Mapping[str, Any], config: Optional[Path],  # noqa: UP045
     )
 
     sweep_id = str(record["sweep_id"])
-    stack_file, request = _record_request(record, config, cli_vars, backend, ssh_key)
+    stack_file, request = _record_request(record, config, cli_vars, backend, ssh_key, env)
     rows = [replace(r, attempts=max(r.attempts - 1, 0))  # the attach finishes the launched attempt
             if r.status is PointStatus.DETACHED else r for r in rows_of_record(record)]
     header = {k: v for k, v in record.items() if k != "points"}
