@@ -81,6 +81,8 @@ class PointStatus(StrEnum):
 
 FINAL_STATUSES = frozenset({PointStatus.SUCCEEDED, PointStatus.FAILED, PointStatus.NOT_RUN,
                             PointStatus.INTERRUPTED})
+_SPENDING = frozenset({PointStatus.RUNNING, PointStatus.DETACHED})
+"""Points whose pod may still spend up to their worst case: a detached job runs on, unwatched."""
 
 
 @dataclass(frozen=True)
@@ -368,7 +370,7 @@ class SweepDriver:
                 return False
             spent = sum(r.spent_usd for r in self._rows)
             reserve = sum(max(r.worst_case_usd - r.spent_usd, 0.0) for r in self._rows
-                          if r.status is PointStatus.RUNNING and r.point.index != index)
+                          if r.status in _SPENDING and r.point.index != index)
             if not self.budget.allows(spent_usd=spent, running_reserve_usd=reserve,
                                       next_worst_usd=worst):
                 if self._budget_stop is None:
@@ -412,10 +414,15 @@ class SweepDriver:
                     if result.pod_id:
                         updates["pod_id"] = result.pod_id
                     self._tag_manifest(result, point)
+                if outcome == "succeeded" and result is not None and result.detached:
+                    # its job runs on: it keeps its worst case reserved against the fleet cap,
+                    # and its cost is the attach's (that run's manifest counts it whole)
+                    self.change(index, status=PointStatus.DETACHED, **{
+                        **updates, "spent_usd": reporter.base_usd,
+                        "worst_case_usd": row.worst_case_usd})
+                    return
                 if outcome == "succeeded":
-                    detached = result is not None and result.detached
-                    self.change(index, status=PointStatus.DETACHED if detached
-                                else PointStatus.SUCCEEDED, **updates)
+                    self.change(index, status=PointStatus.SUCCEEDED, **updates)
                     return
                 if outcome == "not_admitted":
                     self._not_admitted(index, detail)

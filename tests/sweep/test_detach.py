@@ -152,3 +152,24 @@ def test_a_detached_sweep_on_a_shared_backend_is_collected_from_another_machine(
     # back on the laptop, the team's record says every point is done: nothing is re-run
     shown = _run(project, laptop, "sweep", "--status", sweep_id, "--json")
     assert [p["status"] for p in json.loads(shown.stdout)["points"]] == ["succeeded"] * 2
+
+
+def test_detached_points_keep_their_worst_case_against_the_fleet_cap(project: Project) -> None:
+    config = write_template(project)
+    preview = cli(project, "sweep", "--config", str(config), "--matrix", "seed=1,2,3", "--plan",
+                  "--json")
+    worst = json.loads(preview.stdout)["points"][0]["worst_case_usd"]
+    launched = cli(project, "sweep", "--config", str(config), "--matrix", "seed=1,2,3",
+                   "--max-parallel", "1", "--cost-cap-usd", f"{worst * 1.5:.4f}", "--detach",
+                   "--json")
+    assert launched.returncode == 1, launched.stderr[-4000:]  # not every point was launched
+    body = json.loads(launched.stdout)
+    assert [p["status"] for p in body["points"]] == ["detached", "not_run", "not_run"], body
+    assert "fleet cap" in str(body["budget_stop"])
+    assert len(project.live_pods()) == 1  # the detached job runs on, its worst case reserved
+
+    collected = cli(project, "sweep", "--attach", str(body["sweep_id"]), "--json")
+    assert collected.returncode == 1, collected.stderr[-4000:]  # two points never ran
+    assert [p["status"] for p in json.loads(collected.stdout)["points"]] == \
+        ["succeeded", "not_run", "not_run"]
+    assert project.live_pods() == []
