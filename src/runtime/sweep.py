@@ -8,10 +8,12 @@ records into that point's row, so the lines of two points never interleave mid-l
 (`SweepView`) draws the rows from the main thread.
 
 Each point is carried out by a `PointRunner` (the CLI's is the public `apply_stack` with the
-point's variables). The `--detach`/`--attach` of "Long jobs" plug in
-here as other runners over the same `SweepRecord`, which is written (atomically) to
-`<state dir>/sweeps/<sweep id>.json` whenever a point changes: another process can find every
-point's identity, state file and run dirs from it.
+point's variables). `--detach` is the same runner asking for a detached apply (a point
+ends `detached`, its worst case still reserved against the fleet cap); `--attach` is a runner
+over `attach_stack`, started from the rows of the `SweepRecord` (a point already final is
+reported, not run). The record is written (atomically) to `<state dir>/sweeps/<sweep id>.json`,
+and to a shared backend's `sweeps/<sweep id>.json`, whenever a point changes: another process,
+or another machine, finds every point's identity, state file and run dirs in it.
 
 Ctrl-C (or SIGTERM, which the CLI turns into one) in the main thread stops launching, then
 raises `KeyboardInterrupt` inside each running apply (`PyThreadState_SetAsyncExc`), where the
