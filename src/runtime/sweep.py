@@ -8,10 +8,12 @@ records into that point's row, so the lines of two points never interleave mid-l
 (`SweepView`) draws the rows from the main thread.
 
 Each point is carried out by a `PointRunner` (the CLI's is the public `apply_stack` with the
-point's variables). The `--detach`/`--attach` of "Long jobs" plug in
-here as other runners over the same `SweepRecord`, which is written (atomically) to
-`<state dir>/sweeps/<sweep id>.json` whenever a point changes: another process can find every
-point's identity, state file and run dirs from it.
+point's variables). `--detach` is the same runner asking for a detached apply (a point
+ends `detached`, its worst case still reserved against the fleet cap); `--attach` is a runner
+over `attach_stack`, started from the rows of the `SweepRecord` (a point already final is
+reported, not run). The record is written (atomically) to `<state dir>/sweeps/<sweep id>.json`,
+and to a shared backend's `sweeps/<sweep id>.json`, whenever a point changes: another process,
+or another machine, finds every point's identity, state file and run dirs in it.
 
 Ctrl-C (or SIGTERM, which the CLI turns into one) in the main thread stops launching, then
 raises `KeyboardInterrupt` inside each running apply (`PyThreadState_SetAsyncExc`), where the
@@ -42,6 +44,7 @@ from runtime.reporter import PodSelected, Reporter
 
 if TYPE_CHECKING:
     from reconciler.plan import Plan
+    from runtime.backends import StateBackend
     from runtime.outcome import ApplyResult
 
 __all__ = [
@@ -56,8 +59,11 @@ __all__ = [
     "SweepRecord",
     "SweepResult",
     "SweepView",
+    "find_sweep_record",
     "new_sweep_id",
     "read_sweep_record",
+    "rows_of_record",
+    "sweep_record_key",
     "sweep_record_path",
     "sweeps_dir",
 ]
@@ -71,10 +77,14 @@ class PointStatus(StrEnum):
     FAILED = "failed"
     NOT_RUN = "not_run"
     INTERRUPTED = "interrupted"
+    DETACHED = "detached"
+    """`sweep --detach`: launched; the pod supervises the job; `sweep --attach` collects it."""
 
 
 FINAL_STATUSES = frozenset({PointStatus.SUCCEEDED, PointStatus.FAILED, PointStatus.NOT_RUN,
                             PointStatus.INTERRUPTED})
+_SPENDING = frozenset({PointStatus.RUNNING, PointStatus.DETACHED})
+"""Points whose pod may still spend up to their worst case: a detached job runs on, unwatched."""
 
 
 @dataclass(frozen=True)
@@ -109,14 +119,29 @@ class PointRow:
 
 
 class SweepRecord:
-    """The sweep as a file: `<state dir>/sweeps/<sweep id>.json`, rewritten atomically."""
+    """The sweep as a file: `<state dir>/sweeps/<sweep id>.json`, rewritten atomically; with a
+    shared state backend also `sweeps/<sweep id>.json` there, so that `sweep --status/--attach`
+    work from another machine of the team."""
 
-    def __init__(self, path: Path, header: Mapping[str, Any]) -> None:
+    def __init__(self, path: Path, header: Mapping[str, Any],
+                 backend: StateBackend | None = None) -> None:
         self.path = path
         self.header = dict(header)
+        self.backend = backend
+        self.backend_error: str | None = None
+        """Why the last copy to the backend failed (the local file is still written)."""
 
     def write(self, rows: Sequence[PointRow]) -> None:
         body = {**self.header, "points": [_row_json(r) for r in rows]}
+        if self.backend is not None:
+            from runtime.backends import BackendError
+
+            try:
+                self.backend.put(sweep_record_key(self.path.stem),
+                                 (json.dumps(body, indent=2) + "\n").encode("utf-8"))
+                self.backend_error = None
+            except (BackendError, OSError) as exc:
+                self.backend_error = str(exc)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
         try:
@@ -162,12 +187,47 @@ def sweep_record_path(env: Mapping[str, str], sweep_id: str) -> Path:
     return sweeps_dir(env) / f"{sweep_id}.json"
 
 
+def sweep_record_key(sweep_id: str) -> str:
+    """The sweep record's key under a shared state backend."""
+    return f"sweeps/{sweep_id}.json"
+
+
 def read_sweep_record(path: Path) -> dict[str, Any]:
     """A sweep record as written (for `--status`/`--attach` in another process)."""
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise TypeError(f"{path} is not a sweep record")
     return data
+
+
+def find_sweep_record(env: Mapping[str, str], sweep_id: str,
+                      backend: StateBackend | None) -> dict[str, Any] | None:
+    """The record of `sweep_id`: from the shared backend when one is in use (the team's copy),
+    else (or when the backend has none) the local file; None when neither has it."""
+    if backend is not None:
+        found = backend.read(sweep_record_key(sweep_id))
+        if found is not None:
+            data = json.loads(found.data.decode("utf-8"))
+            if isinstance(data, dict):
+                return data
+    path = sweep_record_path(env, sweep_id)
+    return read_sweep_record(path) if path.is_file() else None
+
+
+def rows_of_record(record: Mapping[str, Any]) -> tuple[PointRow, ...]:
+    """The points of a written record as rows (what `--status` and `--attach` start from)."""
+    rows = []
+    for item in record.get("points", []):
+        variables = tuple((str(k), str(v)) for k, v in dict(item.get("variables") or {}).items())
+        rows.append(PointRow(
+            point=SweepPoint(index=int(item["index"]), variables=variables),
+            status=PointStatus(item.get("status") or "pending"),
+            pod_id=item.get("pod_id"), attempts=int(item.get("attempts") or 0),
+            outcome=item.get("outcome"), detail=str(item.get("detail") or ""),
+            run_dir=item.get("run_dir"), run_dirs=tuple(item.get("run_dirs") or ()),
+            state_path=item.get("state_path"), stack_key=item.get("stack_key"),
+            spent_usd=float(item.get("cost_usd") or 0.0)))
+    return tuple(rows)
 
 
 def new_sweep_id(now: datetime | None = None) -> str:
@@ -221,7 +281,8 @@ class SweepResult:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        return 0 if all(r.status is PointStatus.SUCCEEDED for r in self.rows) else 1
+        ok = (PointStatus.SUCCEEDED, PointStatus.DETACHED)
+        return 0 if all(r.status in ok for r in self.rows) else 1
 
     @property
     def total_usd(self) -> float:
@@ -260,7 +321,9 @@ class SweepDriver:
 
     def __init__(self, points: Sequence[SweepPoint], *, runner: PointRunner, options: SweepOptions,
                  record: SweepRecord, sweep_id: str, view: SweepView | None = None,
-                 refresh_sec: float = 0.25) -> None:
+                 refresh_sec: float = 0.25, rows: Sequence[PointRow] | None = None) -> None:
+        """`rows`: where the points stand (`--attach` starts from the record); a point already
+        in a final status is reported as it is, not run."""
         if options.max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
         self.sweep_id = sweep_id
@@ -269,7 +332,7 @@ class SweepDriver:
         self.record = record
         self.view = view
         self.budget = FleetBudget(options.cost_cap_usd)
-        self._rows = [PointRow(point=p) for p in points]
+        self._rows = list(rows) if rows is not None else [PointRow(point=p) for p in points]
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._dirty = True
@@ -309,7 +372,7 @@ class SweepDriver:
                 return False
             spent = sum(r.spent_usd for r in self._rows)
             reserve = sum(max(r.worst_case_usd - r.spent_usd, 0.0) for r in self._rows
-                          if r.status is PointStatus.RUNNING and r.point.index != index)
+                          if r.status in _SPENDING and r.point.index != index)
             if not self.budget.allows(spent_usd=spent, running_reserve_usd=reserve,
                                       next_worst_usd=worst):
                 if self._budget_stop is None:
@@ -332,7 +395,8 @@ class SweepDriver:
 
             def run_dir(self, path: Path) -> None:
                 row = driver.row(index)
-                driver.change(index, run_dir=str(path), run_dirs=(*row.run_dirs, str(path)))
+                known = row.run_dirs if str(path) in row.run_dirs else (*row.run_dirs, str(path))
+                driver.change(index, run_dir=str(path), run_dirs=known)
 
         control = Control()
         point = self.row(index).point
@@ -352,6 +416,13 @@ class SweepDriver:
                     if result.pod_id:
                         updates["pod_id"] = result.pod_id
                     self._tag_manifest(result, point)
+                if outcome == "succeeded" and result is not None and result.detached:
+                    # its job runs on: it keeps its worst case reserved against the fleet cap,
+                    # and its cost is the attach's (that run's manifest counts it whole)
+                    self.change(index, status=PointStatus.DETACHED, **{
+                        **updates, "spent_usd": reporter.base_usd,
+                        "worst_case_usd": row.worst_case_usd})
+                    return
                 if outcome == "succeeded":
                     self.change(index, status=PointStatus.SUCCEEDED, **updates)
                     return
@@ -435,7 +506,7 @@ class SweepDriver:
     # ----- the whole sweep ---------------------------------------------------------------------
     def run(self) -> SweepResult:
         """Run every point; returns when each has finished or was not started."""
-        pending = [r.point.index for r in self._rows]
+        pending = [r.point.index for r in self._rows if r.status not in FINAL_STATUSES]
         workers: dict[int, threading.Thread] = {}
         interrupted = False
         self._flush()

@@ -137,3 +137,45 @@ def test_the_holder_command_line_masks_a_secret_var(monkeypatch: pytest.MonkeyPa
     line = _command_line(frozenset({"token"}))
     assert "hunter2" not in line
     assert line == "runpod-deploy run --var 'token=<redacted>' '--var=token=<redacted>' --var seed=1"
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--status", "sw-a", "--attach", "sw-b"], "--status and --attach cannot be used together"),
+    (["--config", "x.yaml", "--detach", "--plan"], "--plan and --detach cannot be used together"),
+    (["--attach", "../elsewhere"], "'../elsewhere' is not a sweep id"),
+    (["--status", "sw-20260101T000000Z-000000"], "no sweep sw-20260101T000000Z-000000"),
+    (["--matrix", "seed=1"], "--config is required"),
+])
+def test_bad_detach_status_attach_input_fails_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      args: list[str], expected: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RUNPOD_DEPLOY_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("RUNPOD_DEPLOY_BACKEND", raising=False)
+    out = CliRunner().invoke(app, ["sweep", "--provider", "api", *args])
+    assert out.exit_code != 0
+    assert expected in out.output, out.output
+    assert "Traceback" not in out.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_recorded_secret_var_must_be_given_again(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record masks a secret `--var`: `--status`/`--attach` ask for it instead of running
+    the points with the mask as its value."""
+    import json
+
+    from reconciler.redaction import MARKER
+
+    monkeypatch.setenv("RUNPOD_DEPLOY_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("RUNPOD_DEPLOY_BACKEND", raising=False)
+    config = _stack_with(tmp_path, "variables:\n  token: {secret: true}\n  seed: '0'\n")
+    record = tmp_path / "state" / "sweeps" / "sw-test.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({
+        "sweep_id": "sw-test", "config_path": str(config), "cli_vars": [f"token={MARKER}"],
+        "vars_file": None, "provider": "api", "points": [
+            {"index": 1, "variables": {"seed": "1"}, "status": "detached", "attempts": 1}]}))
+    out = CliRunner().invoke(app, ["sweep", "--attach", "sw-test"])
+    assert out.exit_code == 1
+    assert "the sweep's --var token is secret and was not recorded" in out.output, out.output
+    assert "pass it again: --var token=..." in out.output
