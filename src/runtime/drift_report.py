@@ -19,6 +19,7 @@ layering and a Python user can pass any loader that returns a `DriftTarget`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -185,14 +186,23 @@ def list_account(provider: PodProvider, *, clock: Clock,
 
 def instance_variables(directory: Path, pattern: str) -> list[dict[str, str]]:
     """The `--var` values of every instance of a stack with a state file in `directory` named
-    by `pattern` (`<stem>@<digest>.json` beside the stack's own, see `reconciler.identity`).
-    An instance whose values include a masked secret cannot be re-rendered and is left out."""
-    found: list[dict[str, str]] = []
+    by `pattern` (`<stem>@<digest>.json` beside the stack's own, see `reconciler.identity`)."""
+    texts: list[bytes] = []
     for candidate in sorted(directory.glob(pattern)):
+        with contextlib.suppress(OSError):
+            texts.append(candidate.read_bytes())
+    return variables_of(texts)
+
+
+def variables_of(states: Iterable[bytes]) -> list[dict[str, str]]:
+    """The `--var` values recorded in these instance states. An instance whose values include
+    a masked secret cannot be re-rendered and is left out."""
+    found: list[dict[str, str]] = []
+    for text in states:
         try:
-            data = json.loads(candidate.read_text(encoding="utf-8"))
+            data = json.loads(text)
             variables = data["identity"]["variables"]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             continue
         if isinstance(variables, dict) and variables and not any(
                 str(v) == MARKER for v in variables.values()):
@@ -224,8 +234,8 @@ def check_drift(paths: Sequence[Path], *, load: Callable[..., DriftTarget],
         try:
             stack = load(path)
             targets.append((where, stack))
-            instances = instance_variables(stack.state_path.parent,
-                                           f"{stack.state_path.stem}@*.json")
+            own = open_store(stack.state_path, stack.identity, getattr(stack, "backend", None))
+            instances = variables_of(own.instance_states())  # on the stack's backend too
         except RunpodDeployError as exc:
             # A template that cannot render without its `--var`s: its instances can.
             instances = [] if state_dir is None else instance_variables(

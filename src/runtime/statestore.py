@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import tempfile
 import time
@@ -255,6 +256,26 @@ class StateStore:
         if self.backend is None or self.key is None:
             return str(self.path)
         return self.backend.where(self.key)
+
+    def instance_states(self) -> list[bytes]:
+        """The stored states of this stack's `--var` instances (`<name>@<digest>.json` beside
+        its own, see `reconciler.identity`), wherever they live: drift lists them as stacks."""
+        stem = self.path.stem if self.key is None else self.key.rsplit("/", 1)[-1].removesuffix(".json")
+        if self.backend is None or self.key is None:
+            found = []
+            for candidate in sorted(self.path.parent.glob(f"{stem}@*.json")):
+                with contextlib.suppress(OSError):
+                    found.append(candidate.read_bytes())
+            return found
+        folder = self.key.rsplit("/", 1)[0] + "/" if "/" in self.key else ""
+        wanted = re.compile(re.escape(f"{folder}{stem}@") + r"[0-9a-f]+\.json")
+        states = []
+        for key in self.backend.list(folder):
+            if wanted.fullmatch(key):
+                stored = self.backend.read(key)
+                if stored is not None:
+                    states.append(stored.data)
+        return states
 
     def cleanup_command(self, config_path: Path | str) -> str:
         """The `cleanup` line that reaches this state: its local file, or the stack file on

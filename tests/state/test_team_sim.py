@@ -233,6 +233,28 @@ def test_a_ci_checkout_with_only_the_backend_url_sees_the_teams_state(team: Team
     assert summary.returncode == 0 and json.loads(summary.stdout)["totals"]["manifests"] == 1
 
 
+def test_a_ci_checkout_sees_the_var_instances_recorded_on_the_backend(team: Team,
+                                                                      tmp_path: Path) -> None:
+    """A `--var` instance lives beside its stack on the backend: drift from a checkout with no
+    local state lists it as a stack of its own (in sync), not its pod as an orphan."""
+    config = team.stack("seeded", {"variables": {"seed": "0"},
+                                   "lifecycle": {"on_success": "stop", "on_failure": "stop"}})
+    applied = team.cli(team.machine("alice"), *apply_args(config), "--var", "seed=7")
+    assert applied.returncode == 0, applied.stderr[-2000:]
+    checkout = tmp_path / "ci" / "checkout"
+    shutil.copytree(team.repo, checkout)
+    ci = {**team.sim.env, **team.aws, "HOME": str(tmp_path / "ci-home"),
+          "RUNPOD_DEPLOY_BACKEND": team.url}
+    seen = team.cli(ci, "drift", str(checkout / "stacks"), "--detailed-exitcode",
+                    "--provider", "api", "--format", "json", cwd=checkout)
+    assert seen.returncode == 0, seen.stdout + seen.stderr
+    report = json.loads(seen.stdout)
+    assert report["orphans"] == []
+    verdicts = {s["config_path"]: s["verdict"] for s in report["stacks"]}
+    assert any(path.endswith("seeded.yaml [seed=7]") for path in verdicts), verdicts
+    assert set(verdicts.values()) == {"in_sync"}
+
+
 def test_a_machine_without_the_backend_does_not_see_the_teams_state(team: Team) -> None:
     """The opposite check: the shared state is what made the CI checkout see the pod."""
     config = team.stack("elsewhere", {"lifecycle": {"on_success": "stop", "on_failure": "stop"}})
