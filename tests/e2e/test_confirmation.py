@@ -7,6 +7,7 @@ import os
 import select
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,35 +56,10 @@ def _drain(fd: int, seen: bytearray) -> None:
         seen += chunk
 
 
-def test_a_stack_edited_while_apply_waits_at_the_terminal_prompt_never_runs(project: Project) -> None:
-    config = project.stack({"run": {"body": "echo 'ORIGINAL job'\necho '[job] DONE'\n"}})
-    controller, terminal = os.openpty()
-    child = subprocess.Popen([CLI, "apply", "--plain", "--config", str(config), "--provider", "api"],
-                             stdin=terminal, stdout=terminal, stderr=terminal, env=project.env,
-                             cwd=project.root)
-    os.close(terminal)
-    seen = bytearray()
-    try:
-        _read_until(controller, PROMPT, seen)
-        assert b"ORIGINAL job" in seen  # the plan shows the rendered command it will run
-        config.write_text(config.read_text().replace("ORIGINAL job", "EDITED job"))
-        os.write(controller, b"y\n")
-        _drain(controller, seen)
-        code = child.wait(timeout=180)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        os.close(controller)
-    output = seen.decode(errors="replace")
-    assert code != 0, output[-2000:]
-    assert "changed after the plan was shown" in output
-    assert project.live_pods() == []
-    assert _run_dirs(project) == [], "a refused apply leaves no run dir"
-    assert project.state(config).pod is None
-
-
-def test_the_job_confirmed_at_the_terminal_is_the_job_that_runs(project: Project) -> None:
-    config = project.stack({"run": {"body": "echo 'CONFIRMED job {run_id}'\necho '[job] DONE'\n"}})
+def _apply_at_a_terminal(project: Project, config: Path,
+                         at_prompt: Callable[[str], None]) -> tuple[int, str, str]:
+    """Run `apply` on a real pty, call `at_prompt(output so far)` when it asks, answer "y";
+    returns (exit code, what was shown before the answer, everything shown)."""
     controller, terminal = os.openpty()
     child = subprocess.Popen([CLI, "apply", "--plain", "--config", str(config), "--provider", "api"],
                              stdin=terminal, stdout=terminal, stderr=terminal, env=project.env,
@@ -93,6 +69,7 @@ def test_the_job_confirmed_at_the_terminal_is_the_job_that_runs(project: Project
     try:
         _read_until(controller, PROMPT, seen)
         shown = seen.decode(errors="replace")
+        at_prompt(shown)
         os.write(controller, b"y\n")
         _drain(controller, seen)
         code = child.wait(timeout=180)
@@ -100,7 +77,28 @@ def test_the_job_confirmed_at_the_terminal_is_the_job_that_runs(project: Project
         if child.poll() is None:
             child.kill()
         os.close(controller)
-    assert code == 0, seen.decode(errors="replace")[-2000:]
+    return code, shown, seen.decode(errors="replace")
+
+
+def test_a_stack_edited_while_apply_waits_at_the_terminal_prompt_never_runs(project: Project) -> None:
+    config = project.stack({"run": {"body": "echo 'ORIGINAL job'\necho '[job] DONE'\n"}})
+
+    def edit(shown: str) -> None:
+        assert "ORIGINAL job" in shown  # the plan shows the rendered command it will run
+        config.write_text(config.read_text().replace("ORIGINAL job", "EDITED job"))
+
+    code, _, output = _apply_at_a_terminal(project, config, edit)
+    assert code != 0, output[-2000:]
+    assert "changed after the plan was shown" in output
+    assert project.live_pods() == []
+    assert _run_dirs(project) == [], "a refused apply leaves no run dir"
+    assert project.state(config).pod is None
+
+
+def test_the_job_confirmed_at_the_terminal_is_the_job_that_runs(project: Project) -> None:
+    config = project.stack({"run": {"body": "echo 'CONFIRMED job {run_id}'\necho '[job] DONE'\n"}})
+    code, shown, output = _apply_at_a_terminal(project, config, lambda _shown: None)
+    assert code == 0, output[-2000:]
     [run_dir] = _run_dirs(project)
     log = (run_dir / "job.log").read_text()
     # The run id the plan showed (rendered once, with the reserved run dir) is the one that ran.
